@@ -1,0 +1,79 @@
+// What every Trellis gRPC service process shares: the identity and trace context the gateway
+// sends as metadata, and a server host with health checking, reflection and graceful shutdown.
+#pragma once
+
+#include <grpcpp/grpcpp.h>
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "trellis/common/log.h"
+#include "trellis/common/service_metadata.h"
+
+namespace trellis::service {
+
+struct Identity {
+  std::string user_id;
+  std::vector<std::string> roles;
+  std::string token_id;
+  std::string session_id;
+  int64_t token_expires_at = 0;
+
+  bool authenticated() const { return !user_id.empty(); }
+  bool has_role(std::string_view role) const;
+};
+
+struct CallContext {
+  std::string request_id;
+  std::string traceparent;
+  Identity identity;
+  log::RequestLog log;
+};
+
+// Reads request id, trace context and identity from the call's metadata. A call without a
+// traceparent starts a new trace, so that service logs always carry one.
+CallContext call_context(const grpc::ServerContext& context);
+
+// Runs one RPC body and logs one line with its method, code and latency. Exceptions become
+// statuses: an exhausted or unreachable database is UNAVAILABLE (the caller may retry), anything
+// else INTERNAL with a generic message (details go to the log only, never to the client).
+grpc::Status run_rpc(const CallContext& call, std::string_view method,
+                     const std::function<grpc::Status()>& body);
+
+std::string join_roles(const std::vector<std::string>& roles);
+std::vector<std::string> split_roles(std::string_view text);
+
+// Call first in main(), before any thread starts: SIGTERM/SIGINT are then delivered to
+// ServiceHost::run_until_signal instead of killing the process mid-request.
+void block_shutdown_signals();
+
+// Owns the gRPC server of one service process.
+class ServiceHost {
+ public:
+  explicit ServiceHost(std::string listen_address);
+  ~ServiceHost();
+  ServiceHost(const ServiceHost&) = delete;
+  ServiceHost& operator=(const ServiceHost&) = delete;
+
+  // Services must outlive the host.
+  void add_service(grpc::Service* service, std::string full_name);
+  // Starts serving; health reports SERVING for "" and every added service. Throws when the
+  // address cannot be bound.
+  void start();
+  int bound_port() const { return bound_port_; }
+  // Blocks until SIGTERM or SIGINT, then reports NOT_SERVING, stops accepting calls and lets
+  // in-flight calls finish for up to `grace_ms`.
+  void run_until_signal(int grace_ms = 10000);
+
+ private:
+  std::string listen_address_;
+  std::vector<std::pair<grpc::Service*, std::string>> services_;
+  std::unique_ptr<grpc::Server> server_;
+  int bound_port_ = 0;
+};
+
+}  // namespace trellis::service

@@ -1,0 +1,108 @@
+#include "trellis/common/config.h"
+
+#include <fstream>
+#include <sstream>
+
+namespace trellis::config {
+
+nlohmann::json load_file(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw ConfigError("cannot open config file " + path);
+  try {
+    return nlohmann::json::parse(in);
+  } catch (const nlohmann::json::exception& e) {
+    throw ConfigError("config file " + path + " is not valid JSON: " + e.what());
+  }
+}
+
+ObjectReader::ObjectReader(const nlohmann::json& object, std::string where)
+    : object_(object.is_null() ? nlohmann::json::object() : object), where_(std::move(where)) {
+  if (!object_.is_object()) throw ConfigError(where_ + " must be a JSON object");
+}
+
+const nlohmann::json* ObjectReader::find(const std::string& key) {
+  consumed_.insert(key);
+  auto it = object_.find(key);
+  return it == object_.end() ? nullptr : &*it;
+}
+
+bool ObjectReader::has(const std::string& key) const {
+  return object_.contains(key);
+}
+
+void ObjectReader::fail(const std::string& key, const std::string& problem) const {
+  throw ConfigError(where_ + "." + key + ": " + problem);
+}
+
+std::string ObjectReader::get_string(const std::string& key, const std::string& default_value) {
+  const auto* value = find(key);
+  if (!value) return default_value;
+  if (!value->is_string()) fail(key, "must be a string");
+  return value->get<std::string>();
+}
+
+std::string ObjectReader::require_string(const std::string& key) {
+  const auto* value = find(key);
+  if (!value) fail(key, "is required");
+  if (!value->is_string() || value->get<std::string>().empty()) {
+    fail(key, "must be a non-empty string");
+  }
+  return value->get<std::string>();
+}
+
+int64_t ObjectReader::get_int(const std::string& key, int64_t default_value, int64_t min,
+                              int64_t max) {
+  const auto* value = find(key);
+  if (!value) return default_value;
+  if (!value->is_number_integer()) fail(key, "must be an integer");
+  auto number = value->get<int64_t>();
+  if (number < min || number > max) {
+    fail(key, "must be between " + std::to_string(min) + " and " + std::to_string(max));
+  }
+  return number;
+}
+
+bool ObjectReader::get_bool(const std::string& key, bool default_value) {
+  const auto* value = find(key);
+  if (!value) return default_value;
+  if (!value->is_boolean()) fail(key, "must be true or false");
+  return value->get<bool>();
+}
+
+std::vector<std::string> ObjectReader::get_string_list(
+    const std::string& key, const std::vector<std::string>& default_value) {
+  const auto* value = find(key);
+  if (!value) return default_value;
+  if (!value->is_array()) fail(key, "must be an array of strings");
+  std::vector<std::string> out;
+  for (const auto& item : *value) {
+    if (!item.is_string()) fail(key, "must be an array of strings");
+    out.push_back(item.get<std::string>());
+  }
+  return out;
+}
+
+ObjectReader ObjectReader::get_object(const std::string& key) {
+  const auto* value = find(key);
+  if (value && !value->is_object()) fail(key, "must be an object");
+  return ObjectReader(value ? *value : nlohmann::json::object(), where_ + "." + key);
+}
+
+std::vector<std::string> ObjectReader::object_keys(const std::string& key) {
+  const auto* value = find(key);
+  if (!value) return {};
+  if (!value->is_object()) fail(key, "must be an object");
+  std::vector<std::string> keys;
+  for (auto it = value->begin(); it != value->end(); ++it) keys.push_back(it.key());
+  return keys;
+}
+
+void ObjectReader::reject_unknown_keys() const {
+  std::ostringstream unknown;
+  for (auto it = object_.begin(); it != object_.end(); ++it) {
+    if (!consumed_.count(it.key())) unknown << (unknown.tellp() > 0 ? ", " : "") << it.key();
+  }
+  if (unknown.tellp() > 0) throw ConfigError(where_ + ": unknown key(s): " + unknown.str());
+}
+
+}  // namespace trellis::config

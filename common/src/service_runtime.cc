@@ -1,0 +1,157 @@
+#include "trellis/common/service_runtime.h"
+
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/health_check_service_interface.h>
+#include <signal.h>
+
+#include <chrono>
+#include <pqxx/except>
+#include <stdexcept>
+
+#include "trellis/common/pg_pool.h"
+
+#include "trellis/common/trace.h"
+
+namespace trellis::service {
+namespace {
+
+std::string metadata_value(const grpc::ServerContext& context, std::string_view key) {
+  const auto& metadata = context.client_metadata();
+  auto it = metadata.find(grpc::string_ref(key.data(), key.size()));
+  if (it == metadata.end()) return {};
+  return std::string(it->second.data(), it->second.size());
+}
+
+}  // namespace
+
+bool Identity::has_role(std::string_view role) const {
+  for (const auto& held : roles) {
+    if (held == role) return true;
+  }
+  return false;
+}
+
+std::string join_roles(const std::vector<std::string>& roles) {
+  std::string joined;
+  for (const auto& role : roles) {
+    if (!joined.empty()) joined += ',';
+    joined += role;
+  }
+  return joined;
+}
+
+std::vector<std::string> split_roles(std::string_view text) {
+  std::vector<std::string> roles;
+  while (!text.empty()) {
+    auto comma = text.find(',');
+    auto part = text.substr(0, comma);
+    if (!part.empty()) roles.emplace_back(part);
+    if (comma == std::string_view::npos) break;
+    text.remove_prefix(comma + 1);
+  }
+  return roles;
+}
+
+CallContext call_context(const grpc::ServerContext& context) {
+  CallContext call;
+  call.request_id = metadata_value(context, trace::kRequestIdHeader);
+  if (!trace::is_well_formed_request_id(call.request_id)) call.request_id = trace::new_request_id();
+  auto trace_context = trace::continue_or_start(metadata_value(context, trace::kTraceparentHeader));
+  call.traceparent = trace_context.traceparent();
+  call.identity.user_id = metadata_value(context, kUserIdKey);
+  call.identity.roles = split_roles(metadata_value(context, kRolesKey));
+  call.identity.token_id = metadata_value(context, kTokenIdKey);
+  call.identity.session_id = metadata_value(context, kSessionIdKey);
+  auto expires = metadata_value(context, kTokenExpiresKey);
+  if (!expires.empty()) {
+    try {
+      call.identity.token_expires_at = std::stoll(expires);
+    } catch (const std::exception&) {
+      call.identity.token_expires_at = 0;
+    }
+  }
+  call.log = log::RequestLog(call.request_id, trace_context.trace_id, trace_context.span_id);
+  return call;
+}
+
+grpc::Status run_rpc(const CallContext& call, std::string_view method,
+                     const std::function<grpc::Status()>& body) {
+  auto started = std::chrono::steady_clock::now();
+  grpc::Status status;
+  try {
+    status = body();
+  } catch (const db::PoolTimeout& e) {
+    call.log.warn("database pool exhausted", {{"method", method}});
+    status = grpc::Status(grpc::StatusCode::UNAVAILABLE, "database busy, retry later");
+  } catch (const pqxx::broken_connection& e) {
+    call.log.error("database unreachable", {{"method", method}, {"error", e.what()}});
+    status = grpc::Status(grpc::StatusCode::UNAVAILABLE, "database unavailable");
+  } catch (const std::exception& e) {
+    call.log.error("rpc failed", {{"method", method}, {"error", e.what()}});
+    status = grpc::Status(grpc::StatusCode::INTERNAL, "internal error");
+  }
+  auto micros = std::chrono::duration_cast<std::chrono::microseconds>(
+                    std::chrono::steady_clock::now() - started)
+                    .count();
+  call.log.info("rpc", {{"method", method},
+                        {"code", static_cast<int>(status.error_code())},
+                        {"latency_ms", static_cast<double>(micros) / 1000.0},
+                        {"user_id", call.identity.user_id}});
+  return status;
+}
+
+ServiceHost::ServiceHost(std::string listen_address) : listen_address_(std::move(listen_address)) {}
+
+ServiceHost::~ServiceHost() {
+  if (server_) server_->Shutdown(std::chrono::system_clock::now());
+}
+
+void ServiceHost::add_service(grpc::Service* service, std::string full_name) {
+  services_.emplace_back(service, std::move(full_name));
+}
+
+void ServiceHost::start() {
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort(listen_address_, grpc::InsecureServerCredentials(), &bound_port_);
+  // Requests from the gateway are bounded at 1 MiB of JSON; protobuf is smaller.
+  builder.SetMaxReceiveMessageSize(4 * 1024 * 1024);
+  for (auto& [service, name] : services_) builder.RegisterService(service);
+  server_ = builder.BuildAndStart();
+  if (!server_ || bound_port_ == 0) {
+    throw std::runtime_error("cannot listen on " + listen_address_);
+  }
+  auto* health = server_->GetHealthCheckService();
+  health->SetServingStatus(true);
+  for (auto& [service, name] : services_) health->SetServingStatus(name, true);
+  log::info("grpc server listening", {{"address", listen_address_}, {"port", bound_port_}});
+}
+
+void ServiceHost::run_until_signal(int grace_ms) {
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  int received = 0;
+  sigwait(&signals, &received);
+  log::info("shutting down", {{"signal", received}, {"grace_ms", grace_ms}});
+  server_->GetHealthCheckService()->Shutdown();
+  server_->Shutdown(std::chrono::system_clock::now() + std::chrono::milliseconds(grace_ms));
+  server_->Wait();
+  server_.reset();
+  log::info("stopped");
+  log::flush();
+}
+
+// Blocks SIGTERM/SIGINT in every thread so that run_until_signal's sigwait receives them; must
+// run before any thread starts, hence a function every main calls first.
+void block_shutdown_signals() {
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+}
+
+}  // namespace trellis::service

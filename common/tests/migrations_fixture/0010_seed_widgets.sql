@@ -1,0 +1,2 @@
+INSERT INTO widgets (label) VALUES (E'tab\there');
+INSERT INTO widgets DEFAULT VALUES;

@@ -1,0 +1,89 @@
+// One request's trip through the filter chain. Filters run in the order given in
+// filter_chain.cc; each either passes the exchange on (next()) or answers it (respond()), possibly
+// later from another thread. Responses unwind through the filters that ran, in reverse order.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "trellis/common/log.h"
+#include "trellis/common/trace.h"
+#include "trellis/gateway/http_types.h"
+
+namespace trellis::gateway {
+
+struct Route;
+
+// Identity proven by a verified access token.
+struct Identity {
+  std::string user_id;
+  std::vector<std::string> roles;
+  std::string token_id;
+  std::string session_id;
+  int64_t expires_at = 0;
+  bool authenticated() const { return !user_id.empty(); }
+};
+
+struct RequestContext {
+  std::string request_id;
+  trace::TraceContext trace;
+  log::RequestLog log;
+  std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
+  const Route* route = nullptr;
+  std::map<std::string, std::string> path_params;  // decoded
+  Identity identity;
+};
+
+class Filter;
+
+class Exchange : public std::enable_shared_from_this<Exchange> {
+ public:
+  using Sink = std::function<void(HttpResponse&)>;
+  using Poster = std::function<void(std::function<void()>)>;
+
+  Exchange(HttpRequest request, const std::vector<std::unique_ptr<Filter>>& filters, Sink sink,
+           Poster poster);
+
+  HttpRequest request;
+  HttpResponse response;
+  RequestContext context;
+
+  // Starts the chain at its first filter.
+  void start();
+  // Hands the exchange to the next filter; a chain without a terminal filter answers 500.
+  void next();
+  // Answers the request: runs on_response of every filter that ran, then sends. Only the first
+  // call counts; later ones are ignored (e.g. a late upstream reply after a local answer).
+  void respond(HttpResponse answer);
+  void respond_error(int status, std::string_view code, std::string_view message);
+  // Runs `work` on the connection's executor; used to resume after an asynchronous operation
+  // completed on a foreign thread (gRPC, Redis).
+  void post(std::function<void()> work);
+
+  bool responded() const { return responded_; }
+
+ private:
+  const std::vector<std::unique_ptr<Filter>>& filters_;
+  Sink sink_;
+  Poster poster_;
+  size_t entered_ = 0;
+  bool responded_ = false;
+};
+
+using ExchangePtr = std::shared_ptr<Exchange>;
+
+class Filter {
+ public:
+  virtual ~Filter() = default;
+  virtual std::string_view name() const = 0;
+  virtual void on_request(const ExchangePtr& exchange) = 0;
+  virtual void on_response(Exchange& exchange) {}
+};
+
+}  // namespace trellis::gateway

@@ -1,0 +1,34 @@
+// The ordered filter list of the gateway. The order is defined in one place, filter_chain.cc.
+#pragma once
+
+#include <memory>
+#include <string_view>
+#include <vector>
+
+#include "trellis/gateway/exchange.h"
+
+namespace trellis::gateway {
+
+struct GatewayConfig;
+class RouteTable;
+class Upstreams;
+class RedisClient;
+class KeyCache;
+class Readiness;
+
+// What filters may use; owned by main and outliving every request.
+struct GatewayServices {
+  const GatewayConfig& config;
+  const RouteTable& routes;
+  Upstreams& upstreams;
+  RedisClient& redis;
+  const KeyCache& keys;
+  const Readiness& readiness;
+  std::string_view openapi_json;
+};
+
+using FilterList = std::vector<std::unique_ptr<Filter>>;
+
+FilterList build_filter_chain(GatewayServices& services);
+
+}  // namespace trellis::gateway

@@ -1,0 +1,36 @@
+// Configuration of the gateway; every key, its default and its limits are here.
+#pragma once
+
+#include <map>
+#include <string>
+
+namespace trellis::gateway {
+
+struct GatewayConfig {
+  std::string listen_address = "127.0.0.1";
+  int listen_port = 8080;
+  int io_threads = 2;  // threads running the io_context
+  std::string log_level = "info";
+  size_t max_body_bytes = 1048576;      // 1 MiB; larger bodies get 413
+  size_t max_header_bytes = 16384;      // request line + headers; larger get 431
+  int idle_timeout_ms = 60000;          // keep-alive connection without a request is closed
+  int request_read_timeout_ms = 15000;  // a request must arrive completely within this
+  int default_timeout_ms = 5000;        // upstream deadline of routes that set none
+  std::map<std::string, std::string> upstreams;  // name → host:port
+  // Redis (token revocation list).
+  std::string redis_host = "127.0.0.1";
+  int redis_port = 6379;
+  int redis_command_timeout_ms = 250;
+  // Access tokens.
+  std::string issuer = "trellis";
+  std::string audience = "trellis-api";
+  std::string jwks_upstream = "users";
+  std::string jwks_method = "/trellis.users.v1.AuthService/GetJwks";
+  int jwks_refresh_s = 60;
+  int leeway_s = 30;  // clock skew tolerated on exp/nbf
+};
+
+// Throws config::ConfigError naming the bad key.
+GatewayConfig load_gateway_config(const std::string& path);
+
+}  // namespace trellis::gateway

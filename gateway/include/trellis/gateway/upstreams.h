@@ -1,0 +1,48 @@
+// gRPC channels to the services, called generically by method path with serialized messages.
+// gRPC headers stay in upstreams.cc.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace trellis::gateway {
+
+struct UpstreamCall {
+  std::string method;  // "/trellis.users.v1.UserService/GetMe"
+  std::string payload;
+  std::vector<std::pair<std::string, std::string>> metadata;
+  std::chrono::milliseconds timeout{5000};
+};
+
+struct UpstreamResult {
+  int code = 0;  // grpc::StatusCode
+  std::string message;
+  std::string payload;
+};
+
+class Upstreams {
+ public:
+  // name → "host:port"
+  explicit Upstreams(const std::map<std::string, std::string>& targets);
+  ~Upstreams();
+  Upstreams(const Upstreams&) = delete;
+  Upstreams& operator=(const Upstreams&) = delete;
+
+  bool has(const std::string& name) const;
+  std::vector<std::string> names() const;
+  // Never blocks. `done` runs exactly once on a gRPC thread: post back to your own executor.
+  // An unknown upstream completes with UNAVAILABLE.
+  void call(const std::string& upstream, UpstreamCall call,
+            std::function<void(UpstreamResult)> done);
+
+ private:
+  struct Channel;
+  std::map<std::string, std::unique_ptr<Channel>> channels_;
+};
+
+}  // namespace trellis::gateway

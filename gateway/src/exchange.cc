@@ -1,0 +1,42 @@
+#include "trellis/gateway/exchange.h"
+
+namespace trellis::gateway {
+
+Exchange::Exchange(HttpRequest req, const std::vector<std::unique_ptr<Filter>>& filters, Sink sink,
+                   Poster poster)
+    : request(std::move(req)),
+      filters_(filters),
+      sink_(std::move(sink)),
+      poster_(std::move(poster)) {}
+
+void Exchange::start() {
+  next();
+}
+
+void Exchange::next() {
+  if (responded_) return;
+  if (entered_ >= filters_.size()) {
+    respond_error(500, "internal", "no filter answered the request");
+    return;
+  }
+  auto& filter = filters_[entered_++];
+  filter->on_request(shared_from_this());
+}
+
+void Exchange::respond(HttpResponse answer) {
+  if (responded_) return;
+  responded_ = true;
+  response = std::move(answer);
+  for (size_t i = entered_; i-- > 0;) filters_[i]->on_response(*this);
+  sink_(response);
+}
+
+void Exchange::respond_error(int status, std::string_view code, std::string_view message) {
+  respond(json_error(status, code, message, context.request_id));
+}
+
+void Exchange::post(std::function<void()> work) {
+  poster_(std::move(work));
+}
+
+}  // namespace trellis::gateway

@@ -1,0 +1,26 @@
+#include "trellis/gateway/filters/access_log_filter.h"
+
+#include "trellis/gateway/route_table.h"
+
+namespace trellis::gateway {
+
+void AccessLogFilter::on_response(Exchange& exchange) {
+  const auto& context = exchange.context;
+  auto micros = std::chrono::duration_cast<std::chrono::microseconds>(
+                    std::chrono::steady_clock::now() - context.started)
+                    .count();
+  // Unmatched paths are logged as "-" so that scanners cannot fill the logs with their paths.
+  std::string route = context.route ? context.route->path.text : "-";
+  std::string upstream = context.route ? context.route->upstream : "-";
+  context.log.info("access", {{"method", exchange.request.method},
+                              {"route", route},
+                              {"status", exchange.response.status},
+                              {"latency_ms", static_cast<double>(micros) / 1000.0},
+                              {"bytes_in", exchange.request.body.size()},
+                              {"bytes_out", exchange.response.body.size()},
+                              {"user_id", context.identity.user_id},
+                              {"upstream", upstream},
+                              {"remote", exchange.request.remote_address}});
+}
+
+}  // namespace trellis::gateway

@@ -1,0 +1,69 @@
+#include "trellis/gateway/gateway_config.h"
+
+#include "trellis/common/config.h"
+#include "trellis/common/log.h"
+
+namespace trellis::gateway {
+
+GatewayConfig load_gateway_config(const std::string& path) {
+  config::ObjectReader root(config::load_file(path), "gateway");
+  GatewayConfig out;
+
+  auto listen = root.get_object("listen");
+  out.listen_address = listen.get_string("address", out.listen_address);
+  out.listen_port = static_cast<int>(listen.get_int("port", out.listen_port, 0, 65535));
+  listen.reject_unknown_keys();
+
+  out.io_threads = static_cast<int>(root.get_int("io_threads", out.io_threads, 1, 256));
+  out.log_level = root.get_string("log_level", out.log_level);
+  log::Level ignored;
+  if (!log::parse_level(out.log_level, ignored)) {
+    throw config::ConfigError("gateway.log_level: must be debug, info, warn or error");
+  }
+
+  auto limits = root.get_object("limits");
+  out.max_body_bytes = static_cast<size_t>(
+      limits.get_int("max_body_bytes", static_cast<int64_t>(out.max_body_bytes), 0, 64 << 20));
+  out.max_header_bytes = static_cast<size_t>(limits.get_int(
+      "max_header_bytes", static_cast<int64_t>(out.max_header_bytes), 1024, 1 << 20));
+  out.idle_timeout_ms =
+      static_cast<int>(limits.get_int("idle_timeout_ms", out.idle_timeout_ms, 100, 3600000));
+  out.request_read_timeout_ms = static_cast<int>(
+      limits.get_int("request_read_timeout_ms", out.request_read_timeout_ms, 100, 600000));
+  limits.reject_unknown_keys();
+
+  out.default_timeout_ms =
+      static_cast<int>(root.get_int("default_timeout_ms", out.default_timeout_ms, 1, 600000));
+
+  auto upstreams = root.get_object("upstreams");
+  for (const auto& name : root.object_keys("upstreams")) {
+    auto upstream = upstreams.get_object(name);
+    out.upstreams[name] = upstream.require_string("target");
+    upstream.reject_unknown_keys();
+  }
+
+  auto redis = root.get_object("redis");
+  out.redis_host = redis.get_string("host", out.redis_host);
+  out.redis_port = static_cast<int>(redis.get_int("port", out.redis_port, 1, 65535));
+  out.redis_command_timeout_ms =
+      static_cast<int>(redis.get_int("command_timeout_ms", out.redis_command_timeout_ms, 1, 60000));
+  redis.reject_unknown_keys();
+
+  auto auth = root.get_object("auth");
+  out.issuer = auth.get_string("issuer", out.issuer);
+  out.audience = auth.get_string("audience", out.audience);
+  out.jwks_upstream = auth.get_string("jwks_upstream", out.jwks_upstream);
+  out.jwks_method = auth.get_string("jwks_method", out.jwks_method);
+  out.jwks_refresh_s =
+      static_cast<int>(auth.get_int("jwks_refresh_s", out.jwks_refresh_s, 1, 86400));
+  out.leeway_s = static_cast<int>(auth.get_int("leeway_s", out.leeway_s, 0, 300));
+  auth.reject_unknown_keys();
+
+  root.reject_unknown_keys();
+  if (!out.upstreams.count(out.jwks_upstream)) {
+    throw config::ConfigError("gateway.auth.jwks_upstream: no upstream named " + out.jwks_upstream);
+  }
+  return out;
+}
+
+}  // namespace trellis::gateway

@@ -1,0 +1,257 @@
+#include <utility>  // before Asio: see ../shared/TOOLCHAIN.md
+
+#include "trellis/gateway/http_server.h"
+
+#include <array>
+#include <boost/asio/dispatch.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <optional>
+
+#include "trellis/common/log.h"
+#include "trellis/gateway/gateway_config.h"
+
+namespace trellis::gateway {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = asio::ip::tcp;
+
+struct Limits {
+  size_t max_body_bytes;
+  size_t max_header_bytes;
+  std::chrono::milliseconds idle_timeout;
+  std::chrono::milliseconds read_timeout;
+};
+
+namespace {
+
+// One client connection. Requests on it are handled one after another (HTTP/1.1 keep-alive;
+// pipelined requests wait in the read buffer), each through the whole filter chain.
+class Connection : public std::enable_shared_from_this<Connection> {
+ public:
+  Connection(tcp::socket socket, const Limits& limits, const FilterList& filters,
+             std::atomic<int>& in_flight)
+      : stream_(std::move(socket)), limits_(limits), filters_(filters), in_flight_(in_flight) {
+    beast::error_code ec;
+    auto endpoint = stream_.socket().remote_endpoint(ec);
+    if (!ec) remote_ = endpoint.address().to_string();
+  }
+
+  void start() {
+    asio::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->read_header(); });
+  }
+
+ private:
+  void read_header() {
+    parser_.emplace();
+    parser_->header_limit(static_cast<std::uint32_t>(limits_.max_header_bytes));
+    parser_->body_limit(limits_.max_body_bytes);
+    // An idle keep-alive connection, or a client that trickles its headers, is closed.
+    stream_.expires_after(limits_.idle_timeout);
+    http::async_read_header(
+        stream_, buffer_, *parser_,
+        [self = shared_from_this()](beast::error_code ec, size_t) { self->on_header(ec); });
+  }
+
+  void on_header(beast::error_code ec) {
+    if (ec) {
+      if (ec == http::error::end_of_stream) return close();  // client closed between requests
+      if (ec == http::error::header_limit) return dispatch(431);
+      if (ec == http::error::body_limit) return dispatch(413);  // from Content-Length
+      if (is_parse_error(ec)) return dispatch(400);
+      return close();  // end of stream, timeout, reset: nobody to answer
+    }
+    stream_.expires_after(limits_.read_timeout);
+    http::async_read(stream_, buffer_, *parser_,
+                     [self = shared_from_this()](beast::error_code ec, size_t) {
+                       if (ec == http::error::body_limit) return self->dispatch(413);
+                       if (ec && self->is_parse_error(ec)) return self->dispatch(400);
+                       if (ec) return self->close();
+                       self->dispatch(0);
+                     });
+  }
+
+  static bool is_parse_error(beast::error_code ec) {
+    return ec.category() == http::make_error_code(http::error::bad_target).category();
+  }
+
+  // Runs the request through the chain; a framing error still goes through it (for its request
+  // id and access log line), and the connection closes after the answer.
+  void dispatch(int framing_error) {
+    stream_.expires_never();
+    HttpRequest request;
+    auto& message = parser_->get();
+    request.method = std::string(message.method_string());
+    request.target = std::string(message.target());
+    auto question = request.target.find('?');
+    request.path = request.target.substr(0, question);
+    if (question != std::string::npos) request.query = request.target.substr(question + 1);
+    for (const auto& field : message) {
+      request.headers.emplace_back(std::string(field.name_string()), std::string(field.value()));
+    }
+    request.remote_address = remote_;
+    request.framing_error_status = framing_error;
+    request.keep_alive = framing_error == 0 && message.keep_alive();
+    if (framing_error == 0) request.body = std::move(message.body());
+
+    keep_alive_ = request.keep_alive;
+    ++in_flight_;
+    auto self = shared_from_this();
+    auto exchange = std::make_shared<Exchange>(
+        std::move(request), filters_,
+        [self](HttpResponse& response) {
+          asio::dispatch(self->stream_.get_executor(),
+                         [self, response = std::move(response)]() mutable {
+                           self->write(std::move(response));
+                         });
+        },
+        [self](std::function<void()> work) {
+          asio::post(self->stream_.get_executor(), std::move(work));
+        });
+    exchange->start();
+  }
+
+  void write(HttpResponse answer) {
+    --in_flight_;
+    auto response = std::make_shared<http::response<http::string_body>>();
+    response->result(static_cast<unsigned>(answer.status));
+    response->reason(std::string(reason_phrase(answer.status)));
+    response->version(11);
+    for (auto& [name, value] : answer.headers) response->insert(name, value);
+    response->set(http::field::server, "trellis");
+    if (answer.status != 204) response->body() = std::move(answer.body);
+    response->keep_alive(keep_alive_);
+    response->prepare_payload();
+    stream_.expires_after(limits_.read_timeout);
+    http::async_write(stream_, *response,
+                      [self = shared_from_this(), response](beast::error_code ec, size_t) {
+                        if (ec) return self->close();
+                        if (!self->keep_alive_) return self->linger();
+                        self->read_header();
+                      });
+  }
+
+  // Closing a socket with unread input makes the kernel send RST, which can destroy the answer
+  // before the client reads it (e.g. a 413 while the client still uploads). So: send FIN, then
+  // read and discard for a bounded time and amount, then close.
+  void linger() {
+    beast::error_code ignored;
+    stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+    stream_.expires_after(std::chrono::seconds(2));
+    drain_budget_ = 4 * limits_.max_body_bytes + 65536;
+    drain();
+  }
+
+  void drain() {
+    auto buffer = std::make_shared<std::array<char, 16384>>();
+    stream_.async_read_some(asio::buffer(*buffer),
+                            [self = shared_from_this(), buffer](beast::error_code ec, size_t n) {
+                              if (ec || n >= self->drain_budget_) return self->close();
+                              self->drain_budget_ -= n;
+                              self->drain();
+                            });
+  }
+
+  void close() {
+    beast::error_code ignored;
+    stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+    stream_.socket().close(ignored);
+  }
+
+  beast::tcp_stream stream_;
+  beast::flat_buffer buffer_;
+  std::optional<http::request_parser<http::string_body>> parser_;
+  const Limits& limits_;
+  const FilterList& filters_;
+  std::atomic<int>& in_flight_;
+  std::string remote_;
+  bool keep_alive_ = true;
+  size_t drain_budget_ = 0;
+};
+
+}  // namespace
+
+struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
+  Impl(asio::io_context& io, const GatewayConfig& config, const FilterList& filters)
+      : io(io),
+        config(config),
+        filters(filters),
+        acceptor(asio::make_strand(io)),
+        limits{config.max_body_bytes, config.max_header_bytes,
+               std::chrono::milliseconds(config.idle_timeout_ms),
+               std::chrono::milliseconds(config.request_read_timeout_ms)} {}
+
+  void accept() {
+    acceptor.async_accept(asio::make_strand(io),
+                          [self = shared_from_this()](beast::error_code ec, tcp::socket socket) {
+                            if (ec == asio::error::operation_aborted || !self->acceptor.is_open()) {
+                              return;
+                            }
+                            if (!ec) {
+                              socket.set_option(tcp::no_delay(true), ec);
+                              std::make_shared<Connection>(std::move(socket), self->limits,
+                                                           self->filters, self->in_flight)
+                                  ->start();
+                            } else {
+                              log::warn("accept failed", {{"error", ec.message()}});
+                            }
+                            self->accept();
+                          });
+  }
+
+  asio::io_context& io;
+  const GatewayConfig& config;
+  const FilterList& filters;
+  tcp::acceptor acceptor;
+  Limits limits;
+  std::atomic<int> in_flight{0};
+  int port = 0;
+};
+
+HttpServer::HttpServer(asio::io_context& io, const GatewayConfig& config, const FilterList& filters)
+    : impl_(std::make_shared<Impl>(io, config, filters)) {}
+
+HttpServer::~HttpServer() {
+  stop_accepting();
+}
+
+void HttpServer::start() {
+  beast::error_code ec;
+  auto address = asio::ip::make_address(impl_->config.listen_address, ec);
+  if (ec) throw std::runtime_error("bad listen address " + impl_->config.listen_address);
+  tcp::endpoint endpoint(address, static_cast<unsigned short>(impl_->config.listen_port));
+  auto& acceptor = impl_->acceptor;
+  acceptor.open(endpoint.protocol(), ec);
+  if (!ec) acceptor.set_option(asio::socket_base::reuse_address(true), ec);
+  if (!ec) acceptor.bind(endpoint, ec);
+  if (!ec) acceptor.listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) {
+    throw std::runtime_error("cannot listen on " + impl_->config.listen_address + ":" +
+                             std::to_string(impl_->config.listen_port) + ": " + ec.message());
+  }
+  impl_->port = acceptor.local_endpoint().port();
+  impl_->accept();
+}
+
+int HttpServer::port() const {
+  return impl_->port;
+}
+
+void HttpServer::stop_accepting() {
+  asio::dispatch(impl_->acceptor.get_executor(), [impl = impl_] {
+    beast::error_code ignored;
+    impl->acceptor.close(ignored);
+  });
+}
+
+int HttpServer::in_flight() const {
+  return impl_->in_flight.load();
+}
+
+}  // namespace trellis::gateway

@@ -1,0 +1,117 @@
+// trellis-gateway --config FILE: the public HTTP entry point of Trellis.
+#include <utility>  // before Asio: see ../shared/TOOLCHAIN.md
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <cstring>
+#include <iostream>
+#include <thread>
+#include <vector>
+
+#include "trellis/common/config.h"
+#include "trellis/common/log.h"
+#include "trellis/gateway/background.h"
+#include "trellis/gateway/filter_chain.h"
+#include "trellis/gateway/gateway_config.h"
+#include "trellis/gateway/http_server.h"
+#include "trellis/gateway/key_cache.h"
+#include "trellis/gateway/openapi.h"
+#include "trellis/gateway/readiness.h"
+#include "trellis/gateway/redis_client.h"
+#include "trellis/gateway/route_table.h"
+#include "trellis/gateway/upstreams.h"
+
+namespace {
+
+using namespace trellis;
+using namespace trellis::gateway;
+namespace asio = boost::asio;
+
+// Waits for in-flight requests to finish (bounded), then stops the io_context.
+void drain(asio::io_context& io, HttpServer& server, std::shared_ptr<asio::steady_timer> timer,
+           std::chrono::steady_clock::time_point deadline) {
+  if (server.in_flight() == 0 || std::chrono::steady_clock::now() >= deadline) {
+    log::info("stopped", {{"abandoned_requests", server.in_flight()}});
+    io.stop();
+    return;
+  }
+  timer->expires_after(std::chrono::milliseconds(20));
+  timer->async_wait([&io, &server, timer, deadline](boost::system::error_code) {
+    drain(io, server, timer, deadline);
+  });
+}
+
+int run(const std::string& config_path) {
+  auto config = load_gateway_config(config_path);
+  log::init("gateway", config.log_level);
+  auto routes = RouteTable::from_linked_protos();
+  for (const auto& name : routes.upstreams()) {
+    if (!config.upstreams.count(name)) {
+      throw config::ConfigError("gateway.upstreams: routes need an upstream named " + name);
+    }
+  }
+
+  asio::io_context io(config.io_threads);
+  Upstreams upstreams(config.upstreams);
+  RedisOptions redis_options;
+  redis_options.host = config.redis_host;
+  redis_options.port = config.redis_port;
+  redis_options.command_timeout_ms = config.redis_command_timeout_ms;
+  auto redis = RedisClient::create(io, redis_options);
+  redis->start();
+  KeyCache keys;
+  Readiness readiness;
+  BackgroundTasks background(io, config, upstreams, *redis, keys, readiness);
+  background.start();
+
+  GatewayServices services{config, routes, upstreams, *redis, keys, readiness, openapi_document()};
+  auto filters = build_filter_chain(services);
+  HttpServer server(io, config, filters);
+  server.start();
+  log::info("gateway listening", {{"address", config.listen_address},
+                                  {"port", server.port()},
+                                  {"routes", routes.routes().size()},
+                                  {"io_threads", config.io_threads}});
+
+  asio::signal_set signals(io, SIGTERM, SIGINT);
+  signals.async_wait([&](boost::system::error_code ec, int signal) {
+    if (ec) return;
+    log::info("shutting down", {{"signal", signal}});
+    readiness.set_draining();
+    server.stop_accepting();
+    background.stop();
+    drain(io, server, std::make_shared<asio::steady_timer>(io),
+          std::chrono::steady_clock::now() + std::chrono::seconds(10));
+  });
+
+  std::vector<std::thread> threads;
+  for (int i = 1; i < config.io_threads; ++i) threads.emplace_back([&io] { io.run(); });
+  io.run();
+  for (auto& thread : threads) thread.join();
+  redis->stop();
+  log::flush();
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string config_path;
+  for (int i = 1; i < argc; ++i) {
+    if (std::strcmp(argv[i], "--config") == 0 && i + 1 < argc) config_path = argv[++i];
+  }
+  if (config_path.empty()) {
+    std::cerr << "usage: trellis-gateway --config FILE\n";
+    return 64;
+  }
+  try {
+    return run(config_path);
+  } catch (const trellis::config::ConfigError& e) {
+    trellis::log::error("invalid configuration", {{"error", e.what()}});
+    return 78;
+  } catch (const std::exception& e) {
+    trellis::log::error("fatal", {{"error", e.what()}});
+    return 1;
+  }
+}

@@ -1,0 +1,88 @@
+#include "trellis/gateway/upstreams.h"
+
+#include <grpcpp/generic/generic_stub.h>
+#include <grpcpp/grpcpp.h>
+
+namespace trellis::gateway {
+
+struct Upstreams::Channel {
+  std::shared_ptr<grpc::Channel> channel;
+  std::unique_ptr<grpc::GenericStub> stub;
+};
+
+namespace {
+
+// Owns everything one call needs until gRPC reports completion.
+struct PendingCall {
+  grpc::ClientContext context;
+  grpc::ByteBuffer request;
+  grpc::ByteBuffer response;
+  std::function<void(UpstreamResult)> done;
+};
+
+std::string flatten(const grpc::ByteBuffer& buffer) {
+  std::vector<grpc::Slice> slices;
+  std::string out;
+  if (!buffer.Dump(&slices).ok()) return out;
+  out.reserve(buffer.Length());
+  for (const auto& slice : slices) {
+    out.append(reinterpret_cast<const char*>(slice.begin()), slice.size());
+  }
+  return out;
+}
+
+}  // namespace
+
+Upstreams::Upstreams(const std::map<std::string, std::string>& targets) {
+  for (const auto& [name, target] : targets) {
+    grpc::ChannelArguments args;
+    // Keep idle connections alive so that the first request after a pause does not pay a
+    // reconnect; fail fast instead of waiting for a dead service.
+    args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 30000);
+    args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 10000);
+    args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 2000);
+    auto channel = std::make_unique<Channel>();
+    channel->channel = grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(), args);
+    channel->stub = std::make_unique<grpc::GenericStub>(channel->channel);
+    channels_.emplace(name, std::move(channel));
+  }
+}
+
+Upstreams::~Upstreams() = default;
+
+bool Upstreams::has(const std::string& name) const {
+  return channels_.count(name) > 0;
+}
+
+std::vector<std::string> Upstreams::names() const {
+  std::vector<std::string> out;
+  for (const auto& [name, channel] : channels_) out.push_back(name);
+  return out;
+}
+
+void Upstreams::call(const std::string& upstream, UpstreamCall call,
+                     std::function<void(UpstreamResult)> done) {
+  auto it = channels_.find(upstream);
+  if (it == channels_.end()) {
+    done(UpstreamResult{14, "no upstream named " + upstream, {}});
+    return;
+  }
+  auto* pending = new PendingCall;
+  pending->done = std::move(done);
+  pending->context.set_deadline(std::chrono::system_clock::now() + call.timeout);
+  for (auto& [key, value] : call.metadata) pending->context.AddMetadata(key, value);
+  grpc::Slice slice(call.payload);
+  pending->request = grpc::ByteBuffer(&slice, 1);
+  it->second->stub->UnaryCall(&pending->context, call.method, grpc::StubOptions(),
+                              &pending->request, &pending->response,
+                              [pending](grpc::Status status) {
+                                std::unique_ptr<PendingCall> owned(pending);
+                                UpstreamResult result;
+                                result.code = static_cast<int>(status.error_code());
+                                result.message = status.error_message();
+                                if (status.ok()) result.payload = flatten(owned->response);
+                                owned->done(std::move(result));
+                              });
+}
+
+}  // namespace trellis::gateway

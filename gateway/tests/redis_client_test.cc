@@ -1,0 +1,558 @@
+// Integration tests of RedisClient against a real Redis (TRELLIS_TEST_REDIS_HOST/PORT, set by
+// `./trellis test`). Server-side stalls and kills are aimed at this test's own connection only
+// (BLPOP on a private key, CLIENT KILL ID), so tests running in parallel are not disturbed.
+#include "trellis/gateway/redis_client.h"
+
+// Boost 1.74's Asio with g++ 12 in C++20 needs <utility> before it (see shared/TOOLCHAIN.md).
+#include <utility>
+
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <hiredis/hiredis.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdlib>
+#include <future>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace {
+
+using namespace std::chrono_literals;
+using trellis::gateway::RedisClient;
+using trellis::gateway::RedisOptions;
+using trellis::gateway::RedisReply;
+using trellis::gateway::RedisResult;
+using Clock = std::chrono::steady_clock;
+
+long long elapsed_ms(Clock::time_point since) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - since).count();
+}
+
+// Set while a test thread is inside RedisClient::command(), to prove callbacks are never inline.
+thread_local bool inside_command = false;
+
+// Runs one io_context on several threads, like the gateway does.
+class IoThreads {
+ public:
+  explicit IoThreads(int count) : guard_(boost::asio::make_work_guard(io)) {
+    for (int i = 0; i < count; ++i) {
+      threads_.emplace_back([this] { io.run(); });
+    }
+    for (const auto& thread : threads_) ids_.insert(thread.get_id());
+  }
+  ~IoThreads() {
+    guard_.reset();
+    // A stopped client must leave no work behind; do not hang the suite if it does.
+    auto deadline = Clock::now() + 5s;
+    while (!io.stopped() && Clock::now() < deadline) std::this_thread::sleep_for(5ms);
+    if (!io.stopped()) {
+      ADD_FAILURE() << "io_context still had work 5 s after the test";
+      io.stop();
+    }
+    for (auto& thread : threads_) thread.join();
+  }
+  bool is_io_thread() const { return ids_.count(std::this_thread::get_id()) == 1; }
+
+  boost::asio::io_context io;
+
+ private:
+  boost::asio::executor_work_guard<boost::asio::io_context::executor_type> guard_;
+  std::vector<std::thread> threads_;
+  std::set<std::thread::id> ids_;
+};
+
+// Issues a command and waits for its callback on the test thread (blocking is fine here).
+RedisResult run(RedisClient& client, std::vector<std::string> args,
+                std::chrono::milliseconds wait = 5s) {
+  auto promise = std::make_shared<std::promise<RedisResult>>();
+  auto future = promise->get_future();
+  inside_command = true;
+  client.command(std::move(args), [promise](RedisResult result) {
+    EXPECT_FALSE(inside_command) << "callback ran inline inside command()";
+    promise->set_value(std::move(result));
+  });
+  inside_command = false;
+  if (future.wait_for(wait) != std::future_status::ready) {
+    ADD_FAILURE() << "no callback within " << wait.count() << " ms";
+    return RedisResult{false, "test: no callback", {}};
+  }
+  return future.get();
+}
+
+bool wait_until(const std::function<bool()>& condition, std::chrono::milliseconds limit) {
+  auto deadline = Clock::now() + limit;
+  while (Clock::now() < deadline) {
+    if (condition()) return true;
+    std::this_thread::sleep_for(5ms);
+  }
+  return condition();
+}
+
+// An independent, blocking hiredis connection for setup and for checking what the server holds.
+class AdminConnection {
+ public:
+  AdminConnection(const std::string& host, int port) {
+    context_ = redisConnectWithTimeout(host.c_str(), port, timeval{2, 0});
+  }
+  ~AdminConnection() {
+    if (context_ != nullptr) redisFree(context_);
+  }
+  bool ok() const { return context_ != nullptr && context_->err == 0; }
+
+  std::unique_ptr<redisReply, void (*)(void*)> command(const std::vector<std::string>& args) {
+    std::vector<const char*> argv;
+    std::vector<size_t> lengths;
+    for (const auto& arg : args) {
+      argv.push_back(arg.data());
+      lengths.push_back(arg.size());
+    }
+    void* reply =
+        redisCommandArgv(context_, static_cast<int>(args.size()), argv.data(), lengths.data());
+    return {static_cast<redisReply*>(reply), freeReplyObject};
+  }
+
+ private:
+  redisContext* context_ = nullptr;
+};
+
+int unused_local_port() {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  address.sin_port = 0;
+  socklen_t length = sizeof address;
+  ::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address);
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length);
+  ::close(fd);
+  return ntohs(address.sin_port);
+}
+
+class RedisClientTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    const char* host = std::getenv("TRELLIS_TEST_REDIS_HOST");
+    const char* port = std::getenv("TRELLIS_TEST_REDIS_PORT");
+    if (host == nullptr || port == nullptr) {
+      GTEST_FAIL() << "TRELLIS_TEST_REDIS_HOST and TRELLIS_TEST_REDIS_PORT are not set: run the "
+                      "integration tests with `./trellis test`, which starts Redis for them";
+    }
+    options_.host = host;
+    options_.port = std::atoi(port);
+    admin_ = std::make_unique<AdminConnection>(options_.host, options_.port);
+    ASSERT_TRUE(admin_->ok()) << "cannot reach Redis at " << host << ":" << port;
+    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
+    prefix_ = std::string("trellis:test:redis_client:") + info->name() + ":" +
+              std::to_string(::getpid()) + ":";
+  }
+
+  void TearDown() override {
+    if (admin_ && admin_->ok() && !keys_.empty()) {
+      std::vector<std::string> del{"DEL"};
+      del.insert(del.end(), keys_.begin(), keys_.end());
+      admin_->command(del);
+    }
+  }
+
+  // A key private to this test process; deleted after the test.
+  std::string key(const std::string& name) {
+    std::string full = prefix_ + name;
+    keys_.insert(full);
+    return full;
+  }
+
+  std::shared_ptr<RedisClient> connected_client(RedisOptions options) {
+    auto client = RedisClient::create(io_.io, std::move(options));
+    client->start();
+    EXPECT_TRUE(wait_until([&] { return client->connected(); }, 3s)) << "client never connected";
+    return client;
+  }
+  std::shared_ptr<RedisClient> connected_client() { return connected_client(options_); }
+
+  IoThreads io_{4};
+  RedisOptions options_;
+  std::unique_ptr<AdminConnection> admin_;
+  std::string prefix_;
+  std::set<std::string> keys_;
+};
+
+void expect_status(const RedisResult& result, const std::string& status) {
+  ASSERT_TRUE(result.ok) << result.error;
+  EXPECT_EQ(result.reply.type, RedisReply::Type::kStatus);
+  EXPECT_EQ(result.reply.str, status);
+}
+
+void expect_integer(const RedisResult& result, long long value) {
+  ASSERT_TRUE(result.ok) << result.error;
+  EXPECT_EQ(result.reply.type, RedisReply::Type::kInteger);
+  EXPECT_EQ(result.reply.integer, value);
+}
+
+void expect_string(const RedisResult& result, const std::string& value) {
+  ASSERT_TRUE(result.ok) << result.error;
+  EXPECT_EQ(result.reply.type, RedisReply::Type::kString);
+  EXPECT_EQ(result.reply.str, value);
+}
+
+void expect_nil(const RedisResult& result) {
+  ASSERT_TRUE(result.ok) << result.error;
+  EXPECT_EQ(result.reply.type, RedisReply::Type::kNil);
+}
+
+TEST_F(RedisClientTest, CommandsReturnValuesOfEveryReplyType) {
+  auto client = connected_client();
+  const std::string name = key("name");
+  const std::string counter = key("counter");
+
+  expect_status(run(*client, {"SET", name, "trellis"}), "OK");
+  expect_string(run(*client, {"GET", name}), "trellis");
+  expect_integer(run(*client, {"EXISTS", name}), 1);
+  expect_integer(run(*client, {"EXPIRE", name, "100"}), 1);
+  auto ttl = run(*client, {"TTL", name});
+  ASSERT_TRUE(ttl.ok);
+  EXPECT_GT(ttl.reply.integer, 0);
+  EXPECT_LE(ttl.reply.integer, 100);
+  expect_integer(run(*client, {"INCR", counter}), 1);
+  expect_integer(run(*client, {"INCR", counter}), 2);
+  expect_integer(run(*client, {"DEL", name}), 1);
+  expect_nil(run(*client, {"GET", name}));
+  expect_integer(run(*client, {"EXISTS", name}), 0);
+  expect_status(run(*client, {"PING"}), "PONG");
+
+  auto mget = run(*client, {"MGET", counter, key("missing"), counter});
+  ASSERT_TRUE(mget.ok);
+  ASSERT_EQ(mget.reply.type, RedisReply::Type::kArray);
+  ASSERT_EQ(mget.reply.elements.size(), 3u);
+  EXPECT_EQ(mget.reply.elements[0].type, RedisReply::Type::kString);
+  EXPECT_EQ(mget.reply.elements[0].str, "2");
+  EXPECT_EQ(mget.reply.elements[1].type, RedisReply::Type::kNil);
+  EXPECT_EQ(mget.reply.elements[2].str, "2");
+
+  auto empty = run(*client, {"MGET", key("missing")});
+  ASSERT_TRUE(empty.ok);
+  ASSERT_EQ(empty.reply.type, RedisReply::Type::kArray);
+  ASSERT_EQ(empty.reply.elements.size(), 1u);
+
+  // A Redis error reply is a transport success carrying a kError reply.
+  expect_status(run(*client, {"SET", name, "not a number"}), "OK");
+  auto error = run(*client, {"INCR", name});
+  ASSERT_TRUE(error.ok) << error.error;
+  EXPECT_EQ(error.reply.type, RedisReply::Type::kError);
+  EXPECT_EQ(error.reply.str.rfind("ERR", 0), 0u) << error.reply.str;
+  auto unknown = run(*client, {"NO-SUCH-COMMAND"});
+  ASSERT_TRUE(unknown.ok);
+  EXPECT_EQ(unknown.reply.type, RedisReply::Type::kError);
+  // The connection is fine after error replies.
+  expect_status(run(*client, {"PING"}), "PONG");
+}
+
+TEST_F(RedisClientTest, ArgumentsAndValuesAreBinarySafe) {
+  auto client = connected_client();
+  const std::string binary_key = key(std::string("k\0ey\r\n", 6));
+  const std::string value = std::string("a\0b\r\n$3\r\n\xff\xfe\x00z", 14);
+  expect_status(run(*client, {"SET", binary_key, value}), "OK");
+  expect_string(run(*client, {"GET", binary_key}), value);
+  // An independent client sees exactly the same bytes.
+  auto stored = admin_->command({"GET", binary_key});
+  ASSERT_NE(stored, nullptr);
+  EXPECT_EQ(std::string(stored->str, stored->len), value);
+  expect_integer(run(*client, {"STRLEN", binary_key}), 14);
+  expect_string(run(*client, {"ECHO", ""}), "");
+}
+
+TEST_F(RedisClientTest, LargeValuesCrossManySocketReadsAndWrites) {
+  auto client = connected_client();
+  // hiredis reads 16 KiB per call and the socket buffers hold less than 4 MiB: this needs the
+  // adapter to keep reading and writing until the kernel buffers are drained.
+  std::string big(4 << 20, '\0');
+  for (size_t i = 0; i < big.size(); ++i) big[i] = static_cast<char>(i * 7 + i / 251);
+  const std::string big_key = key("big");
+  RedisOptions patient = options_;
+  patient.command_timeout_ms = 10000;
+  auto slow_client = connected_client(patient);
+  expect_status(run(*slow_client, {"SET", big_key, big}), "OK");
+  expect_string(run(*slow_client, {"GET", big_key}), big);
+  expect_status(run(*client, {"PING"}), "PONG");
+}
+
+TEST_F(RedisClientTest, ConcurrentCommandsFromIoThreadsCompleteExactlyOnce) {
+  RedisOptions patient = options_;
+  patient.command_timeout_ms = 10000;  // slow under valgrind/sanitizers; correctness is the point
+  auto client = connected_client(patient);
+  const std::string counter = key("concurrent-counter");
+  constexpr int kCommands = 2000;
+
+  std::vector<std::atomic<int>> calls(kCommands);
+  std::atomic<int> completed{0};
+  std::atomic<int> wrong{0};
+  std::mutex mutex;
+  std::vector<long long> increments;
+
+  for (int i = 0; i < kCommands; ++i) {
+    boost::asio::post(io_.io, [&, i] {
+      auto check = [&, i](RedisResult result) {
+        if (!io_.is_io_thread()) ++wrong;
+        if (!result.ok) {
+          ++wrong;
+        } else if (i % 2 == 0) {
+          if (result.reply.type != RedisReply::Type::kString ||
+              result.reply.str != "value-" + std::to_string(i)) {
+            ++wrong;
+          }
+        } else {
+          std::lock_guard lock(mutex);
+          increments.push_back(result.reply.integer);
+        }
+        ++calls[i];
+        ++completed;
+      };
+      if (i % 2 == 0) {
+        client->command({"ECHO", "value-" + std::to_string(i)}, check);
+      } else {
+        client->command({"INCR", counter}, check);
+      }
+    });
+  }
+  ASSERT_TRUE(wait_until([&] { return completed.load() >= kCommands; }, 30s))
+      << completed.load() << " of " << kCommands << " callbacks";
+  std::this_thread::sleep_for(100ms);  // a duplicate callback would show up here
+  EXPECT_EQ(completed.load(), kCommands);
+  EXPECT_EQ(wrong.load(), 0);
+  for (int i = 0; i < kCommands; ++i) ASSERT_EQ(calls[i].load(), 1) << "command " << i;
+  std::sort(increments.begin(), increments.end());
+  ASSERT_EQ(increments.size(), size_t{kCommands / 2});
+  for (int i = 0; i < kCommands / 2; ++i) ASSERT_EQ(increments[i], i + 1);
+  expect_string(run(*client, {"GET", counter}), std::to_string(kCommands / 2));
+}
+
+TEST_F(RedisClientTest, CallbacksMayIssueMoreCommands) {
+  auto client = connected_client();
+  const std::string counter = key("chain");
+  auto promise = std::make_shared<std::promise<long long>>();
+  auto future = promise->get_future();
+  std::function<void(RedisResult)> step = [&](RedisResult result) {
+    if (!result.ok) return promise->set_value(-1);
+    if (result.reply.integer == 10) return promise->set_value(10);
+    client->command({"INCR", counter}, step);
+  };
+  client->command({"INCR", counter}, step);
+  ASSERT_EQ(future.wait_for(5s), std::future_status::ready);
+  EXPECT_EQ(future.get(), 10);
+}
+
+TEST_F(RedisClientTest, FailsFastWhenNothingListens) {
+  RedisOptions options = options_;
+  options.host = "127.0.0.1";
+  options.port = unused_local_port();
+  auto client = RedisClient::create(io_.io, options);
+
+  auto before_start = run(*client, {"PING"});
+  EXPECT_FALSE(before_start.ok);
+  EXPECT_EQ(before_start.error, "not connected");
+
+  client->start();
+  for (int attempt = 0; attempt < 5; ++attempt) {
+    auto started = Clock::now();
+    auto result = run(*client, {"GET", "anything"});
+    EXPECT_LT(elapsed_ms(started), 100);
+    EXPECT_FALSE(result.ok);
+    EXPECT_EQ(result.error, "not connected");
+    EXPECT_FALSE(client->connected());
+    std::this_thread::sleep_for(100ms);  // let some connect attempts fail meanwhile
+  }
+}
+
+TEST_F(RedisClientTest, CommandTimesOutAndClientStaysUsable) {
+  RedisOptions options = options_;
+  options.command_timeout_ms = 100;
+  auto client = connected_client(options);
+  const std::string list = key("never-filled");
+
+  // BLPOP stalls this connection for 600 ms (and only this one): the GET queued behind it gets no
+  // reply in time. Its late reply, and BLPOP's, must be ignored safely.
+  auto blpop_calls = std::make_shared<std::atomic<int>>(0);
+  auto blpop_error = std::make_shared<std::promise<std::string>>();
+  client->command({"BLPOP", list, "0.6"}, [blpop_calls, blpop_error](RedisResult result) {
+    if (++*blpop_calls == 1) blpop_error->set_value(result.ok ? "ok" : result.error);
+  });
+  auto started = Clock::now();
+  auto stalled = run(*client, {"GET", key("stalled")});
+  auto waited = elapsed_ms(started);
+  EXPECT_FALSE(stalled.ok);
+  EXPECT_EQ(stalled.error, "timeout");
+  EXPECT_GE(waited, 95);
+  EXPECT_LE(waited, 200);  // ~150 ms asked for, plus slack for a machine busy compiling
+  EXPECT_EQ(blpop_error->get_future().get(), "timeout");
+  EXPECT_TRUE(client->connected());
+
+  // Usable again once the server answers (after ~600 ms), with late replies discarded.
+  const std::string name = key("after-timeout");
+  bool recovered = wait_until([&] { return run(*client, {"SET", name, "fine"}).ok; }, 2s);
+  EXPECT_TRUE(recovered);
+  expect_string(run(*client, {"GET", name}), "fine");
+  std::this_thread::sleep_for(100ms);
+  EXPECT_EQ(blpop_calls->load(), 1);
+}
+
+TEST_F(RedisClientTest, ReconnectsAfterTheServerKillsTheConnection) {
+  RedisOptions options = options_;
+  options.command_timeout_ms = 3000;
+  auto client = connected_client(options);
+  auto id = run(*client, {"CLIENT", "ID"});
+  ASSERT_TRUE(id.ok);
+  ASSERT_EQ(id.reply.type, RedisReply::Type::kInteger);
+
+  // A command waiting on the server when the connection dies fails with "connection lost".
+  auto pending = std::make_shared<std::promise<RedisResult>>();
+  client->command({"BLPOP", key("never-filled"), "5"},
+                  [pending](RedisResult result) { pending->set_value(std::move(result)); });
+  std::this_thread::sleep_for(50ms);
+
+  auto killed = admin_->command({"CLIENT", "KILL", "ID", std::to_string(id.reply.integer)});
+  ASSERT_NE(killed, nullptr);
+  ASSERT_EQ(killed->integer, 1) << "CLIENT KILL did not find the client";
+  auto killed_at = Clock::now();
+
+  auto lost = pending->get_future();
+  ASSERT_EQ(lost.wait_for(2s), std::future_status::ready);
+  auto lost_result = lost.get();
+  EXPECT_FALSE(lost_result.ok);
+  EXPECT_EQ(lost_result.error, "connection lost");
+
+  bool back = wait_until([&] { return run(*client, {"PING"}).ok; }, 2s);
+  EXPECT_TRUE(back) << "no successful command within 2 s of the kill";
+  EXPECT_LT(elapsed_ms(killed_at), 2000);
+  EXPECT_TRUE(client->connected());
+  auto new_id = run(*client, {"CLIENT", "ID"});
+  ASSERT_TRUE(new_id.ok);
+  EXPECT_NE(new_id.reply.integer, id.reply.integer);
+}
+
+TEST_F(RedisClientTest, StopFailsEveryPendingCommandExactlyOnce) {
+  RedisOptions options = options_;
+  options.command_timeout_ms = 5000;
+  auto client = connected_client(options);
+  constexpr int kCommands = 101;
+  std::vector<std::atomic<int>> calls(kCommands);
+  std::atomic<int> stopped{0};
+  std::atomic<int> completed{0};
+  auto record = [&](int i) {
+    return [&, i](RedisResult result) {
+      if (!result.ok && result.error == "stopped") ++stopped;
+      ++calls[i];
+      ++completed;
+    };
+  };
+  // BLPOP holds the connection, so everything behind it is still pending at stop().
+  client->command({"BLPOP", key("never-filled"), "2"}, record(0));
+  for (int i = 1; i < kCommands; ++i) client->command({"GET", key("pending")}, record(i));
+  std::this_thread::sleep_for(50ms);
+
+  std::thread other([&] { client->stop(); });  // from a non-io thread, twice: idempotent
+  client->stop();
+  other.join();
+  EXPECT_FALSE(client->connected());
+  ASSERT_TRUE(wait_until([&] { return completed.load() >= kCommands; }, 2s));
+  std::this_thread::sleep_for(200ms);
+  EXPECT_EQ(completed.load(), kCommands);
+  EXPECT_EQ(stopped.load(), kCommands);
+  for (int i = 0; i < kCommands; ++i) EXPECT_EQ(calls[i].load(), 1) << "command " << i;
+
+  auto after = run(*client, {"PING"});
+  EXPECT_FALSE(after.ok);
+  EXPECT_EQ(after.error, "stopped");
+  client->start();  // a stopped client stays stopped
+  std::this_thread::sleep_for(100ms);
+  EXPECT_FALSE(client->connected());
+}
+
+TEST_F(RedisClientTest, DestroyingClientsWhileIoThreadsRunIsSafe) {
+  RedisOptions options = options_;
+  options.command_timeout_ms = 5000;
+  std::atomic<int> issued{0};
+  std::atomic<int> completed{0};
+  for (int round = 0; round < 10; ++round) {
+    auto client = connected_client(options);
+    for (int i = 0; i < 200; ++i) {
+      ++issued;
+      client->command({"INCR", key("destroy")}, [&](RedisResult) { ++completed; });
+    }
+    if (round % 2 == 0) {
+      // stop() from an io thread, then drop the last reference from this thread at once.
+      boost::asio::post(io_.io, [client] { client->stop(); });
+    }
+    // Odd rounds: the destructor stops the client with commands in flight.
+    client.reset();
+  }
+  // A client dropped by an io-thread callback while its own commands complete.
+  {
+    auto client = connected_client(options);
+    auto holder = std::make_shared<std::shared_ptr<RedisClient>>(client);
+    auto dropped = std::make_shared<std::atomic<bool>>(false);
+    for (int i = 0; i < 50; ++i) {
+      ++issued;
+      client->command({"PING"}, [&, holder, dropped](RedisResult) {
+        if (!dropped->exchange(true)) holder->reset();
+        ++completed;
+      });
+    }
+  }
+  ASSERT_TRUE(wait_until([&] { return completed.load() == issued.load(); }, 5s))
+      << completed.load() << " of " << issued.load();
+  std::this_thread::sleep_for(100ms);
+  EXPECT_EQ(completed.load(), issued.load());
+}
+
+TEST_F(RedisClientTest, WrongPasswordNeverConnects) {
+  RedisOptions options = options_;
+  options.password = "not-the-password";
+  options.reconnect_backoff_ms = 50;
+  auto client = RedisClient::create(io_.io, options);
+  client->start();
+  std::this_thread::sleep_for(400ms);
+  EXPECT_FALSE(client->connected());
+  auto result = run(*client, {"PING"});
+  EXPECT_FALSE(result.ok);
+  EXPECT_EQ(result.error, "not connected");
+}
+
+TEST_F(RedisClientTest, RefusesCommandsThatBreakReplyPairing) {
+  auto client = connected_client();
+  for (const auto& args : std::vector<std::vector<std::string>>{{"SUBSCRIBE", "x"},
+                                                                {"psubscribe", "x*"},
+                                                                {"MONITOR"},
+                                                                {"client", "REPLY", "OFF"},
+                                                                {"HELLO", "3"}}) {
+    auto result = run(*client, args);
+    EXPECT_FALSE(result.ok) << args[0];
+    EXPECT_EQ(result.error, "unsupported command");
+  }
+  auto empty = run(*client, {});
+  EXPECT_FALSE(empty.ok);
+  EXPECT_EQ(empty.error, "empty command");
+  expect_status(run(*client, {"PING"}), "PONG");
+}
+
+TEST_F(RedisClientTest, ResolvesHostNamesWithoutBlocking) {
+  if (options_.host != "127.0.0.1") GTEST_SKIP() << "only meaningful with a loopback server";
+  RedisOptions options = options_;
+  options.host = "localhost";
+  auto client = connected_client(options);
+  expect_status(run(*client, {"PING"}), "PONG");
+}
+
+}  // namespace

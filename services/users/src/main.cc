@@ -1,0 +1,93 @@
+// trellis-users: accounts, sessions and access tokens.
+//   trellis-users --config FILE                          serve gRPC
+//   trellis-users --config FILE migrate                  apply migrations and exit
+//   trellis-users --config FILE grant-role EMAIL ROLE    grant a role (exit 2: no such user)
+#include <cstring>
+#include <iostream>
+#include <pqxx/pqxx>
+#include <string>
+#include <vector>
+
+#include "trellis/common/config.h"
+#include "trellis/common/log.h"
+#include "trellis/common/migrator.h"
+#include "trellis/common/pg_pool.h"
+#include "trellis/common/service_runtime.h"
+#include "trellis/users/config.h"
+#include "trellis/users/handlers.h"
+#include "trellis/users/migrations.h"
+
+namespace {
+
+int usage() {
+  std::cerr << "usage: trellis-users --config FILE [migrate | grant-role EMAIL ROLE]\n";
+  return 64;
+}
+
+void apply_migrations(trellis::db::PgPool& pool) {
+  auto lease = pool.acquire();
+  trellis::db::migrate(*lease, trellis::users::migrations(), "trellis-users");
+}
+
+int run(const std::string& config_path, const std::vector<std::string>& command) {
+  using namespace trellis;
+  auto config = users::load_config(config_path);
+  log::init("users", config.log_level);
+  db::PgPool pool(config.database, users::UserStore::prepare);
+  users::UserStore store(pool);
+
+  if (!command.empty() && command[0] == "migrate") {
+    apply_migrations(pool);
+    return 0;
+  }
+  if (!command.empty() && command[0] == "grant-role") {
+    if (command.size() != 3) return usage();
+    if (!store.grant_role(command[1], command[2])) {
+      std::cerr << "no user with email " << command[1] << "\n";
+      return 2;
+    }
+    std::cout << "granted role " << command[2] << " to " << command[1]
+              << " (effective from the user's next login or token refresh)\n";
+    return 0;
+  }
+  if (!command.empty()) return usage();
+
+  if (config.migrate_on_start) apply_migrations(pool);
+  users::TokenIssuer tokens(config.tokens);
+  users::RevocationPublisher revocations(config.redis);
+  users::Dependencies deps{store, tokens, revocations, config};
+  users::AuthHandler auth(deps);
+  users::UserHandler user(deps);
+
+  service::ServiceHost host(config.grpc_listen);
+  host.add_service(&auth, users::v1::AuthService::service_full_name());
+  host.add_service(&user, users::v1::UserService::service_full_name());
+  host.start();
+  host.run_until_signal();
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  trellis::service::block_shutdown_signals();
+  std::string config_path;
+  std::vector<std::string> command;
+  for (int i = 1; i < argc; ++i) {
+    if (std::strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
+      config_path = argv[++i];
+    } else {
+      command.emplace_back(argv[i]);
+    }
+  }
+  if (config_path.empty()) return usage();
+  try {
+    return run(config_path, command);
+  } catch (const trellis::config::ConfigError& e) {
+    trellis::log::error("invalid configuration", {{"error", e.what()}});
+    return 78;
+  } catch (const std::exception& e) {
+    trellis::log::error("fatal", {{"error", e.what()}});
+    return 1;
+  }
+}
