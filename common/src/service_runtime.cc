@@ -31,6 +31,11 @@ bool Identity::has_role(std::string_view role) const {
   return false;
 }
 
+void set_http_error(grpc::ServerContext& context, int http_status, std::string_view code) {
+  context.AddTrailingMetadata(std::string(kHttpStatusTrailer), std::to_string(http_status));
+  context.AddTrailingMetadata(std::string(kErrorCodeTrailer), std::string(code));
+}
+
 std::string join_roles(const std::vector<std::string>& roles) {
   std::string joined;
   for (const auto& role : roles) {
@@ -58,6 +63,7 @@ CallContext call_context(const grpc::ServerContext& context) {
   if (!trace::is_well_formed_request_id(call.request_id)) call.request_id = trace::new_request_id();
   auto trace_context = trace::continue_or_start(metadata_value(context, trace::kTraceparentHeader));
   call.traceparent = trace_context.traceparent();
+  call.idempotency_key = metadata_value(context, kIdempotencyKey);
   call.identity.user_id = metadata_value(context, kUserIdKey);
   call.identity.roles = split_roles(metadata_value(context, kRolesKey));
   call.identity.token_id = metadata_value(context, kTokenIdKey);

@@ -76,8 +76,9 @@ RedisReply convert_reply(const redisReply& in) {
     case REDIS_REPLY_ARRAY:
       out.type = RedisReply::Type::kArray;
       out.elements.reserve(in.elements);
-      for (size_t i = 0; i < in.elements; ++i)
-        out.elements.push_back(convert_reply(*in.element[i]));
+      for (size_t i = 0; i < in.elements; ++i) {
+        out.elements.push_back(convert_reply(*in.element[i]));  // hiredis caps nesting at 7
+      }
       return out;
     default:
       return out;  // nil

@@ -3,6 +3,10 @@
 #include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
 
+#include <algorithm>
+
+#include "trellis/common/service_metadata.h"
+
 namespace trellis::gateway {
 
 struct Upstreams::Channel {
@@ -19,6 +23,29 @@ struct PendingCall {
   grpc::ByteBuffer response;
   std::function<void(UpstreamResult)> done;
 };
+
+std::string trailer(const grpc::ClientContext& context, std::string_view key) {
+  const auto& trailers = context.GetServerTrailingMetadata();
+  auto it = trailers.find(grpc::string_ref(key.data(), key.size()));
+  return it == trailers.end() ? std::string() : std::string(it->second.data(), it->second.size());
+}
+
+// A service may refine its error's HTTP answer, within limits: a 4xx status and a [a-z_] code.
+void read_error_override(const grpc::ClientContext& context, UpstreamResult& result) {
+  auto status = trailer(context, service::kHttpStatusTrailer);
+  auto code = trailer(context, service::kErrorCodeTrailer);
+  int http_status = 0;
+  if (status.size() == 3 && std::all_of(status.begin(), status.end(), ::isdigit)) {
+    http_status = std::stoi(status);
+  }
+  bool code_ok = !code.empty() && code.size() <= 64 &&
+                 std::all_of(code.begin(), code.end(),
+                             [](char c) { return c == '_' || (c >= 'a' && c <= 'z'); });
+  if (http_status >= 400 && http_status <= 499 && code_ok) {
+    result.http_status = http_status;
+    result.error_code = std::move(code);
+  }
+}
 
 std::string flatten(const grpc::ByteBuffer& buffer) {
   std::vector<grpc::Slice> slices;
@@ -64,7 +91,10 @@ void Upstreams::call(const std::string& upstream, UpstreamCall call,
                      std::function<void(UpstreamResult)> done) {
   auto it = channels_.find(upstream);
   if (it == channels_.end()) {
-    done(UpstreamResult{14, "no upstream named " + upstream, {}});
+    UpstreamResult result;
+    result.code = 14;  // UNAVAILABLE
+    result.message = "no upstream named " + upstream;
+    done(std::move(result));
     return;
   }
   auto* pending = new PendingCall;
@@ -80,7 +110,11 @@ void Upstreams::call(const std::string& upstream, UpstreamCall call,
                                 UpstreamResult result;
                                 result.code = static_cast<int>(status.error_code());
                                 result.message = status.error_message();
-                                if (status.ok()) result.payload = flatten(owned->response);
+                                if (status.ok()) {
+                                  result.payload = flatten(owned->response);
+                                } else {
+                                  read_error_override(owned->context, result);
+                                }
                                 owned->done(std::move(result));
                               });
 }

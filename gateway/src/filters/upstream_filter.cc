@@ -22,6 +22,14 @@ bool is_json_content_type(std::string_view content_type) {
   return rest.empty() || rest.front() == ';';
 }
 
+bool is_valid_idempotency_key(std::string_view key) {
+  if (key.empty() || key.size() > 255) return false;
+  for (unsigned char c : key) {
+    if (c < 0x21 || c > 0x7E) return false;
+  }
+  return true;
+}
+
 void UpstreamFilter::on_request(const ExchangePtr& exchange) {
   const auto& request = exchange->request;
   const auto& context = exchange->context;
@@ -34,6 +42,12 @@ void UpstreamFilter::on_request(const ExchangePtr& exchange) {
   if (has_body && !is_json_content_type(request.header("content-type"))) {
     exchange->respond_error(415, "unsupported_media_type",
                             "send the body as Content-Type: application/json");
+    return;
+  }
+  auto idempotency_key = request.header("idempotency-key");
+  if (!idempotency_key.empty() && !is_valid_idempotency_key(idempotency_key)) {
+    exchange->respond_error(400, "invalid_argument",
+                            "Idempotency-Key must be 1-255 printable ASCII characters");
     return;
   }
   auto transcoded = request_to_proto(*route, has_body ? std::string_view(request.body) : "",
@@ -51,6 +65,9 @@ void UpstreamFilter::on_request(const ExchangePtr& exchange) {
   auto& metadata = call.metadata;
   metadata.emplace_back(std::string(trace::kRequestIdHeader), context.request_id);
   metadata.emplace_back(std::string(trace::kTraceparentHeader), context.trace.traceparent());
+  if (!idempotency_key.empty()) {
+    metadata.emplace_back(std::string(service::kIdempotencyKey), std::string(idempotency_key));
+  }
   if (context.identity.authenticated()) {
     const auto& identity = context.identity;
     metadata.emplace_back(std::string(service::kUserIdKey), identity.user_id);
@@ -66,7 +83,10 @@ void UpstreamFilter::on_request(const ExchangePtr& exchange) {
   upstreams_.call(route->upstream, std::move(call), [exchange, route](UpstreamResult result) {
     exchange->post([exchange, route, result = std::move(result)] {
       if (result.code != 0) {
-        exchange->respond_error(http_status_for_grpc(result.code), error_code_for_grpc(result.code),
+        int status = result.http_status ? result.http_status : http_status_for_grpc(result.code);
+        std::string_view code =
+            result.http_status ? result.error_code : error_code_for_grpc(result.code);
+        exchange->respond_error(status, code,
                                 result.message.empty() ? "upstream call failed" : result.message);
         return;
       }

@@ -13,4 +13,14 @@ inline constexpr std::string_view kTokenIdKey = "x-trellis-token-id";
 inline constexpr std::string_view kSessionIdKey = "x-trellis-session-id";
 inline constexpr std::string_view kTokenExpiresKey = "x-trellis-token-expires";  // unix seconds
 
+// The client's Idempotency-Key header (1..255 printable ASCII characters, checked by the gateway);
+// services that create resources deduplicate on it per user.
+inline constexpr std::string_view kIdempotencyKey = "idempotency-key";
+
+// Trailing metadata a service may set on an error to ask the gateway for a more precise HTTP
+// answer than the canonical mapping gives (e.g. 422 for a reused idempotency key). The gateway
+// honours only 4xx statuses and [a-z_] codes.
+inline constexpr std::string_view kHttpStatusTrailer = "x-trellis-http-status";
+inline constexpr std::string_view kErrorCodeTrailer = "x-trellis-error-code";
+
 }  // namespace trellis::service

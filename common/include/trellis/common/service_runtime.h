@@ -29,6 +29,7 @@ struct Identity {
 
 struct CallContext {
   std::string request_id;
+  std::string idempotency_key;  // empty when the client sent none
   std::string traceparent;
   Identity identity;
   log::RequestLog log;
@@ -43,6 +44,10 @@ CallContext call_context(const grpc::ServerContext& context);
 // else INTERNAL with a generic message (details go to the log only, never to the client).
 grpc::Status run_rpc(const CallContext& call, std::string_view method,
                      const std::function<grpc::Status()>& body);
+
+// Asks the gateway to answer this call's error with `http_status` (4xx) and `code` instead of the
+// canonical mapping of the gRPC status; the gRPC status and message still go with it.
+void set_http_error(grpc::ServerContext& context, int http_status, std::string_view code);
 
 std::string join_roles(const std::vector<std::string>& roles);
 std::vector<std::string> split_roles(std::string_view text);

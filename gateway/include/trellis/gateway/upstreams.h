@@ -23,6 +23,9 @@ struct UpstreamResult {
   int code = 0;  // grpc::StatusCode
   std::string message;
   std::string payload;
+  // From the service's trailing metadata (service_metadata.h); 0 / empty when not set.
+  int http_status = 0;
+  std::string error_code;
 };
 
 class Upstreams {

@@ -23,5 +23,7 @@ class UpstreamFilter final : public Filter {
 
 // True for "application/json" with optional parameters (e.g. "; charset=utf-8").
 bool is_json_content_type(std::string_view content_type);
+// 1..255 printable ASCII characters without spaces (it becomes gRPC metadata).
+bool is_valid_idempotency_key(std::string_view key);
 
 }  // namespace trellis::gateway

@@ -1,0 +1,231 @@
+// Each filter alone, driven through a one-filter chain with a terminal recorder.
+#include <utility>  // before Asio: see ../shared/TOOLCHAIN.md
+
+#include <gtest/gtest.h>
+
+#include <boost/asio/io_context.hpp>
+#include <nlohmann/json.hpp>
+
+#include "trellis/gateway/filters/auth_filter.h"
+#include "trellis/gateway/filters/local_endpoints_filter.h"
+#include "trellis/gateway/filters/request_id_filter.h"
+#include "trellis/gateway/filters/request_limits_filter.h"
+#include "trellis/gateway/filters/route_filter.h"
+#include "trellis/gateway/filters/upstream_filter.h"
+#include "trellis/gateway/key_cache.h"
+#include "trellis/gateway/readiness.h"
+#include "trellis/gateway/redis_client.h"
+#include "trellis/gateway/route_table.h"
+
+namespace trellis::gateway {
+namespace {
+
+// Answers 200 and records that the request got through.
+class Terminal final : public Filter {
+ public:
+  std::string_view name() const override { return "terminal"; }
+  void on_request(const ExchangePtr& exchange) override {
+    reached = true;
+    exchange->respond(json_response(200, "{}"));
+  }
+  bool reached = false;
+};
+
+struct FilterRun {
+  HttpResponse response;
+  bool reached_terminal = false;
+  std::shared_ptr<Exchange> exchange;
+};
+
+FilterRun run(std::unique_ptr<Filter> filter, HttpRequest request,
+              const std::function<void(Exchange&)>& prepare = nullptr) {
+  std::vector<std::unique_ptr<Filter>> chain;
+  chain.push_back(std::move(filter));
+  auto terminal = std::make_unique<Terminal>();
+  auto* terminal_ptr = terminal.get();
+  chain.push_back(std::move(terminal));
+  FilterRun result;
+  auto exchange = std::make_shared<Exchange>(
+      std::move(request), chain, [&](HttpResponse& r) { result.response = r; },
+      [](std::function<void()> work) { work(); });
+  if (prepare) prepare(*exchange);
+  exchange->start();
+  result.reached_terminal = terminal_ptr->reached;
+  result.exchange = exchange;
+  return result;
+}
+
+HttpRequest get(std::string path) {
+  HttpRequest request;
+  request.method = "GET";
+  request.path = std::move(path);
+  request.target = request.path;
+  return request;
+}
+
+std::string code_of(const HttpResponse& response) {
+  return nlohmann::json::parse(response.body).value("code", "");
+}
+
+TEST(RequestIdFilter, KeepsAWellFormedIdAndEchoesIt) {
+  auto request = get("/x");
+  request.headers.emplace_back("X-Request-Id", "abc-123");
+  auto result = run(std::make_unique<RequestIdFilter>(), request);
+  EXPECT_EQ(result.response.header("x-request-id"), "abc-123");
+  EXPECT_EQ(result.response.header("traceparent").size(), 55u);
+}
+
+TEST(RequestIdFilter, ReplacesAMalformedId) {
+  auto request = get("/x");
+  request.headers.emplace_back("X-Request-Id", "bad id");
+  auto result = run(std::make_unique<RequestIdFilter>(), request);
+  EXPECT_EQ(result.response.header("x-request-id").size(), 32u);
+}
+
+TEST(RequestLimitsFilter, AnswersFramingErrors) {
+  auto request = get("/x");
+  request.framing_error_status = 413;
+  auto result = run(std::make_unique<RequestLimitsFilter>(1024), request);
+  EXPECT_FALSE(result.reached_terminal);
+  EXPECT_EQ(result.response.status, 413);
+  EXPECT_EQ(code_of(result.response), "payload_too_large");
+  request.framing_error_status = 431;
+  EXPECT_EQ(run(std::make_unique<RequestLimitsFilter>(1024), request).response.status, 431);
+  request.framing_error_status = 0;
+  EXPECT_TRUE(run(std::make_unique<RequestLimitsFilter>(1024), request).reached_terminal);
+}
+
+TEST(LocalEndpointsFilter, HealthReadinessAndOpenApi) {
+  Readiness readiness;
+  readiness.set("redis", false, "down");
+  auto health = run(std::make_unique<LocalEndpointsFilter>(readiness, "{}"), get("/healthz"));
+  EXPECT_EQ(health.response.status, 200);
+  auto ready = run(std::make_unique<LocalEndpointsFilter>(readiness, "{}"), get("/readyz"));
+  EXPECT_EQ(ready.response.status, 503);
+  readiness.set("redis", true);
+  ready = run(std::make_unique<LocalEndpointsFilter>(readiness, "{}"), get("/readyz"));
+  EXPECT_EQ(ready.response.status, 200);
+  readiness.set_draining();
+  ready = run(std::make_unique<LocalEndpointsFilter>(readiness, "{}"), get("/readyz"));
+  EXPECT_EQ(ready.response.status, 503);
+  auto doc = run(std::make_unique<LocalEndpointsFilter>(readiness, R"({"openapi":"3.1.0"})"),
+                 get("/openapi.json"));
+  EXPECT_EQ(doc.response.body, R"({"openapi":"3.1.0"})");
+  auto other = run(std::make_unique<LocalEndpointsFilter>(readiness, "{}"), get("/v1/x"));
+  EXPECT_TRUE(other.reached_terminal);
+}
+
+TEST(RouteFilter, BindsTheRouteOr404Or405) {
+  auto table = RouteTable::from_linked_protos();
+  auto found = run(std::make_unique<RouteFilter>(table), get("/v1/users/abc"));
+  EXPECT_TRUE(found.reached_terminal);
+  ASSERT_NE(found.exchange->context.route, nullptr);
+  EXPECT_EQ(found.exchange->context.path_params.at("id"), "abc");
+  auto missing = run(std::make_unique<RouteFilter>(table), get("/v1/none"));
+  EXPECT_EQ(missing.response.status, 404);
+  auto request = get("/v1/auth/login");
+  auto wrong = run(std::make_unique<RouteFilter>(table), request);
+  EXPECT_EQ(wrong.response.status, 405);
+  EXPECT_EQ(wrong.response.header("allow"), "POST");
+}
+
+class AuthFilterTest : public ::testing::Test {
+ protected:
+  AuthFilterTest() {
+    keys_.update([&] {
+      jwt::KeySet set;
+      set.add(signing_.public_jwk());
+      return set;
+    }());
+  }
+
+  FilterRun call(const std::string& authorization, const std::string& path = "/v1/users/me") {
+    auto match = table_.match("GET", path);
+    auto request = get(path);
+    if (!authorization.empty()) request.headers.emplace_back("Authorization", authorization);
+    // The io_context never runs: a request that reached Redis would hang, not pass.
+    auto filter = std::make_unique<AuthFilter>(AuthFilterConfig{"iss", "aud", 30}, keys_, *redis_,
+                                               [] { return int64_t{1'800'000'000}; });
+    return run(std::move(filter), request,
+               [&](Exchange& exchange) { exchange.context.route = match.route; });
+  }
+
+  std::string token(int64_t expires_at, std::string audience = "aud") {
+    jwt::Claims claims;
+    claims.issuer = "iss";
+    claims.audience = std::move(audience);
+    claims.subject = "user-1";
+    claims.token_id = "jti-1";
+    claims.issued_at = expires_at - 900;
+    claims.expires_at = expires_at;
+    return signing_.sign(claims);
+  }
+
+  boost::asio::io_context io_;
+  std::shared_ptr<RedisClient> redis_ = RedisClient::create(io_, RedisOptions{});
+  RouteTable table_ = RouteTable::from_linked_protos();
+  jwt::SigningKey signing_ = jwt::SigningKey::generate("k1");
+  KeyCache keys_;
+};
+
+TEST_F(AuthFilterTest, PublicRoutesPassWithoutAToken) {
+  auto result = call("", "/.well-known/jwks.json");
+  EXPECT_TRUE(result.reached_terminal);
+}
+
+TEST_F(AuthFilterTest, MissingOrForeignSchemeIs401Unauthenticated) {
+  for (const char* header : {"", "Basic dXNlcjpwYXNz", "Bearer", "Bearer    "}) {
+    auto result = call(header);
+    EXPECT_EQ(result.response.status, 401) << header;
+    EXPECT_EQ(code_of(result.response), "unauthenticated") << header;
+    EXPECT_EQ(result.response.header("www-authenticate"), "Bearer realm=\"trellis\"");
+  }
+}
+
+TEST_F(AuthFilterTest, InvalidTokensAre401InvalidTokenWithoutTouchingRedis) {
+  for (const std::string& header :
+       std::vector<std::string>{"Bearer not.a.token", "Bearer " + token(1'799'999'000),
+                                "Bearer " + token(1'800'000'900, "other-aud")}) {
+    auto result = call(header);
+    EXPECT_EQ(result.response.status, 401) << header;
+    EXPECT_EQ(code_of(result.response), "invalid_token") << header;
+    EXPECT_NE(result.response.header("www-authenticate").find("invalid_token"), std::string::npos);
+  }
+}
+
+TEST_F(AuthFilterTest, SchemeIsCaseInsensitiveAndAValidTokenGoesToTheRevocationCheck) {
+  auto result = call("bearer " + token(1'800'000'900));
+  // Verified, so it waits for Redis (which never answers here): no response, not a rejection.
+  EXPECT_FALSE(result.exchange->responded());
+}
+
+TEST_F(AuthFilterTest, NoKeysYetIs503) {
+  KeyCache empty;
+  auto match = table_.match("GET", "/v1/users/me");
+  auto request = get("/v1/users/me");
+  request.headers.emplace_back("Authorization", "Bearer " + token(1'800'000'900));
+  auto result =
+      run(std::make_unique<AuthFilter>(AuthFilterConfig{"iss", "aud", 30}, empty, *redis_), request,
+          [&](Exchange& exchange) { exchange.context.route = match.route; });
+  EXPECT_EQ(result.response.status, 503);
+  EXPECT_EQ(code_of(result.response), "auth_unavailable");
+}
+
+TEST(UpstreamFilterHelpers, JsonContentTypes) {
+  EXPECT_TRUE(is_json_content_type("application/json"));
+  EXPECT_TRUE(is_json_content_type("Application/JSON; charset=utf-8"));
+  EXPECT_FALSE(is_json_content_type("application/jsonp"));
+  EXPECT_FALSE(is_json_content_type("text/plain"));
+  EXPECT_FALSE(is_json_content_type(""));
+}
+
+TEST(UpstreamFilterHelpers, IdempotencyKeys) {
+  EXPECT_TRUE(is_valid_idempotency_key("3f2a-xyz_1"));
+  EXPECT_FALSE(is_valid_idempotency_key(""));
+  EXPECT_FALSE(is_valid_idempotency_key("has space"));
+  EXPECT_FALSE(is_valid_idempotency_key(std::string(256, 'a')));
+  EXPECT_FALSE(is_valid_idempotency_key("caf\xc3\xa9"));
+}
+
+}  // namespace
+}  // namespace trellis::gateway
