@@ -1047,8 +1047,7 @@ class LocalStack:
     def print_welcome(self, base_url: str) -> None:
         json_header = "-H 'Content-Type: application/json'"
         token_of = (
-            "python3 -c 'import json,sys; d=json.load(sys.stdin); "
-            "print(d.get(\"access_token\") or d[\"accessToken\"])'"
+            "python3 -c 'import json,sys; print(json.load(sys.stdin)[\"access_token\"])'"
         )
         logs = ", ".join(self.rel(self.log_path(n)) for n in self.COMPONENTS)
         say(
