@@ -2,6 +2,7 @@
 
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/health_check_service_interface.h>
+#include <grpcpp/support/server_interceptor.h>
 #include <signal.h>
 
 #include <chrono>
@@ -106,7 +107,85 @@ grpc::Status run_rpc(const CallContext& call, std::string_view method,
   return status;
 }
 
-ServiceHost::ServiceHost(std::string listen_address) : listen_address_(std::move(listen_address)) {}
+namespace {
+
+struct RpcMetrics {
+  metrics::Family<metrics::Counter>& handled;
+  metrics::Family<metrics::Histogram>& latency;
+};
+
+std::string status_code_name(grpc::StatusCode code) {
+  static const char* kNames[] = {"OK",
+                                 "CANCELLED",
+                                 "UNKNOWN",
+                                 "INVALID_ARGUMENT",
+                                 "DEADLINE_EXCEEDED",
+                                 "NOT_FOUND",
+                                 "ALREADY_EXISTS",
+                                 "PERMISSION_DENIED",
+                                 "RESOURCE_EXHAUSTED",
+                                 "FAILED_PRECONDITION",
+                                 "ABORTED",
+                                 "OUT_OF_RANGE",
+                                 "UNIMPLEMENTED",
+                                 "INTERNAL",
+                                 "UNAVAILABLE",
+                                 "DATA_LOSS",
+                                 "UNAUTHENTICATED"};
+  auto index = static_cast<size_t>(code);
+  return index < std::size(kNames) ? kNames[index] : "UNKNOWN";
+}
+
+// Times each RPC from its creation to the status being sent and counts it by method and code.
+class MetricsInterceptor final : public grpc::experimental::Interceptor {
+ public:
+  MetricsInterceptor(RpcMetrics& metrics, std::string method)
+      : metrics_(metrics), method_(std::move(method)) {}
+
+  void Intercept(grpc::experimental::InterceptorBatchMethods* methods) override {
+    using Hook = grpc::experimental::InterceptionHookPoints;
+    if (methods->QueryInterceptionHookPoint(Hook::PRE_SEND_STATUS)) {
+      auto code = methods->GetSendStatus().error_code();
+      std::chrono::duration<double> seconds = std::chrono::steady_clock::now() - started_;
+      metrics_.handled.with({method_, status_code_name(code)}).inc();
+      metrics_.latency.with({method_}).observe(seconds.count());
+    }
+    methods->Proceed();
+  }
+
+ private:
+  RpcMetrics& metrics_;
+  std::string method_;
+  std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
+};
+
+class MetricsInterceptorFactory final
+    : public grpc::experimental::ServerInterceptorFactoryInterface {
+ public:
+  explicit MetricsInterceptorFactory(metrics::Registry& registry)
+      : metrics_{registry.counter("grpc_server_handled_total",
+                                  "RPCs completed, by method and status code", {"method", "code"}),
+                 registry.histogram("grpc_server_handling_seconds",
+                                    "RPC latency from arrival to status", {"method"})} {}
+
+  grpc::experimental::Interceptor* CreateServerInterceptor(
+      grpc::experimental::ServerRpcInfo* info) override {
+    return new MetricsInterceptor(metrics_, info->method());
+  }
+
+ private:
+  RpcMetrics metrics_;
+};
+
+}  // namespace
+
+ServiceHost::ServiceHost(std::string listen_address, metrics::Registry& registry)
+    : listen_address_(std::move(listen_address)), registry_(registry) {}
+
+ServiceHost::ServiceHost(std::string listen_address)
+    : listen_address_(std::move(listen_address)),
+      owned_registry_(std::make_unique<metrics::Registry>()),
+      registry_(*owned_registry_) {}
 
 ServiceHost::~ServiceHost() {
   if (server_) server_->Shutdown(std::chrono::system_clock::now());
@@ -124,6 +203,9 @@ void ServiceHost::start() {
   // Requests from the gateway are bounded at 1 MiB of JSON; protobuf is smaller.
   builder.SetMaxReceiveMessageSize(4 * 1024 * 1024);
   for (auto& [service, name] : services_) builder.RegisterService(service);
+  std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
+  interceptors.push_back(std::make_unique<MetricsInterceptorFactory>(registry_));
+  builder.experimental().SetInterceptorCreators(std::move(interceptors));
   server_ = builder.BuildAndStart();
   if (!server_ || bound_port_ == 0) {
     throw std::runtime_error("cannot listen on " + listen_address_);

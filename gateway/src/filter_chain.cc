@@ -1,8 +1,10 @@
 #include "trellis/gateway/filter_chain.h"
 
 #include "trellis/gateway/filters/access_log_filter.h"
+#include "trellis/gateway/filters/admin_endpoints_filter.h"
 #include "trellis/gateway/filters/auth_filter.h"
 #include "trellis/gateway/filters/local_endpoints_filter.h"
+#include "trellis/gateway/filters/metrics_filter.h"
 #include "trellis/gateway/filters/request_id_filter.h"
 #include "trellis/gateway/filters/request_limits_filter.h"
 #include "trellis/gateway/filters/route_filter.h"
@@ -15,13 +17,22 @@ namespace trellis::gateway {
 FilterList build_filter_chain(GatewayServices& s) {
   FilterList chain;
   chain.push_back(std::make_unique<RequestIdFilter>());
+  chain.push_back(std::make_unique<MetricsFilter>(s.metrics));
   chain.push_back(std::make_unique<AccessLogFilter>());
   chain.push_back(std::make_unique<RequestLimitsFilter>(s.config.max_body_bytes));
   chain.push_back(std::make_unique<LocalEndpointsFilter>(s.readiness, s.openapi_json));
   chain.push_back(std::make_unique<RouteFilter>(s.routes));
   chain.push_back(std::make_unique<AuthFilter>(
-      AuthFilterConfig{s.config.issuer, s.config.audience, s.config.leeway_s}, s.keys, s.redis));
+      AuthFilterConfig{s.config.issuer, s.config.audience, s.config.leeway_s}, s.keys, s.redis,
+      s.metrics));
   chain.push_back(std::make_unique<UpstreamFilter>(s.upstreams, s.config.default_timeout_ms));
+  return chain;
+}
+
+FilterList build_admin_chain(GatewayServices& s) {
+  FilterList chain;
+  chain.push_back(std::make_unique<RequestIdFilter>());
+  chain.push_back(std::make_unique<AdminEndpointsFilter>(s.metrics, s.readiness));
   return chain;
 }
 

@@ -14,6 +14,11 @@ GatewayConfig load_gateway_config(const std::string& path) {
   out.listen_port = static_cast<int>(listen.get_int("port", out.listen_port, 0, 65535));
   listen.reject_unknown_keys();
 
+  auto admin = root.get_object("admin");
+  out.admin_address = admin.get_string("address", out.admin_address);
+  if (admin.has("port")) out.admin_port = static_cast<int>(admin.get_int("port", 0, 0, 65535));
+  admin.reject_unknown_keys();
+
   out.io_threads = static_cast<int>(root.get_int("io_threads", out.io_threads, 1, 256));
   out.log_level = root.get_string("log_level", out.log_level);
   log::Level ignored;

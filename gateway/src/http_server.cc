@@ -178,9 +178,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
 }  // namespace
 
 struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
-  Impl(asio::io_context& io, const GatewayConfig& config, const FilterList& filters)
+  Impl(asio::io_context& io, ListenerSettings settings, const FilterList& filters)
       : io(io),
-        config(config),
+        config(std::move(settings)),
         filters(filters),
         acceptor(asio::make_strand(io)),
         limits{config.max_body_bytes, config.max_header_bytes,
@@ -206,7 +206,7 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
   }
 
   asio::io_context& io;
-  const GatewayConfig& config;
+  const ListenerSettings config;
   const FilterList& filters;
   tcp::acceptor acceptor;
   Limits limits;
@@ -214,8 +214,13 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
   int port = 0;
 };
 
-HttpServer::HttpServer(asio::io_context& io, const GatewayConfig& config, const FilterList& filters)
-    : impl_(std::make_shared<Impl>(io, config, filters)) {}
+ListenerSettings public_listener(const GatewayConfig& config) {
+  return {config.listen_address,   config.listen_port,     config.max_body_bytes,
+          config.max_header_bytes, config.idle_timeout_ms, config.request_read_timeout_ms};
+}
+
+HttpServer::HttpServer(asio::io_context& io, ListenerSettings settings, const FilterList& filters)
+    : impl_(std::make_shared<Impl>(io, std::move(settings), filters)) {}
 
 HttpServer::~HttpServer() {
   stop_accepting();
@@ -223,17 +228,17 @@ HttpServer::~HttpServer() {
 
 void HttpServer::start() {
   beast::error_code ec;
-  auto address = asio::ip::make_address(impl_->config.listen_address, ec);
-  if (ec) throw std::runtime_error("bad listen address " + impl_->config.listen_address);
-  tcp::endpoint endpoint(address, static_cast<unsigned short>(impl_->config.listen_port));
+  auto address = asio::ip::make_address(impl_->config.address, ec);
+  if (ec) throw std::runtime_error("bad listen address " + impl_->config.address);
+  tcp::endpoint endpoint(address, static_cast<unsigned short>(impl_->config.port));
   auto& acceptor = impl_->acceptor;
   acceptor.open(endpoint.protocol(), ec);
   if (!ec) acceptor.set_option(asio::socket_base::reuse_address(true), ec);
   if (!ec) acceptor.bind(endpoint, ec);
   if (!ec) acceptor.listen(asio::socket_base::max_listen_connections, ec);
   if (ec) {
-    throw std::runtime_error("cannot listen on " + impl_->config.listen_address + ":" +
-                             std::to_string(impl_->config.listen_port) + ": " + ec.message());
+    throw std::runtime_error("cannot listen on " + impl_->config.address + ":" +
+                             std::to_string(impl_->config.port) + ": " + ec.message());
   }
   impl_->port = acceptor.local_endpoint().port();
   impl_->accept();

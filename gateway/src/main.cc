@@ -11,6 +11,7 @@
 
 #include "trellis/common/config.h"
 #include "trellis/common/log.h"
+#include "trellis/common/metrics.h"
 #include "trellis/gateway/background.h"
 #include "trellis/gateway/filter_chain.h"
 #include "trellis/gateway/gateway_config.h"
@@ -53,7 +54,8 @@ int run(const std::string& config_path) {
   }
 
   asio::io_context io(config.io_threads);
-  Upstreams upstreams(config.upstreams);
+  metrics::Registry registry;
+  Upstreams upstreams(config.upstreams, registry);
   RedisOptions redis_options;
   redis_options.host = config.redis_host;
   redis_options.port = config.redis_port;
@@ -65,10 +67,23 @@ int run(const std::string& config_path) {
   BackgroundTasks background(io, config, upstreams, *redis, keys, readiness);
   background.start();
 
-  GatewayServices services{config, routes, upstreams, *redis, keys, readiness, openapi_document()};
+  GatewayServices services{config, routes,    upstreams,          *redis,
+                           keys,   readiness, openapi_document(), registry};
   auto filters = build_filter_chain(services);
-  HttpServer server(io, config, filters);
+  HttpServer server(io, public_listener(config), filters);
   server.start();
+  auto admin_filters = build_admin_chain(services);
+  std::unique_ptr<HttpServer> admin_server;
+  if (config.admin_port >= 0) {
+    ListenerSettings admin;
+    admin.address = config.admin_address;
+    admin.port = config.admin_port;
+    admin.max_body_bytes = 0;
+    admin_server = std::make_unique<HttpServer>(io, admin, admin_filters);
+    admin_server->start();
+    log::info("admin listening",
+              {{"address", config.admin_address}, {"port", admin_server->port()}});
+  }
   log::info("gateway listening", {{"address", config.listen_address},
                                   {"port", server.port()},
                                   {"routes", routes.routes().size()},
@@ -80,6 +95,7 @@ int run(const std::string& config_path) {
     log::info("shutting down", {{"signal", signal}});
     readiness.set_draining();
     server.stop_accepting();
+    if (admin_server) admin_server->stop_accepting();
     background.stop();
     drain(io, server, std::make_shared<asio::steady_timer>(io),
           std::chrono::steady_clock::now() + std::chrono::seconds(10));

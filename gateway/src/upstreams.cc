@@ -22,6 +22,9 @@ struct PendingCall {
   grpc::ByteBuffer request;
   grpc::ByteBuffer response;
   std::function<void(UpstreamResult)> done;
+  std::chrono::steady_clock::time_point started;
+  metrics::Family<metrics::Histogram>* latency = nullptr;
+  metrics::Labels labels;
 };
 
 std::string trailer(const grpc::ClientContext& context, std::string_view key) {
@@ -60,7 +63,10 @@ std::string flatten(const grpc::ByteBuffer& buffer) {
 
 }  // namespace
 
-Upstreams::Upstreams(const std::map<std::string, std::string>& targets) {
+Upstreams::Upstreams(const std::map<std::string, std::string>& targets, metrics::Registry& registry)
+    : latency_(registry.histogram("grpc_client_handling_seconds",
+                                  "Upstream call latency by upstream, method and status code",
+                                  {"upstream", "method", "code"})) {
   for (const auto& [name, target] : targets) {
     grpc::ChannelArguments args;
     // Keep idle connections alive so that the first request after a pause does not pay a
@@ -99,24 +105,30 @@ void Upstreams::call(const std::string& upstream, UpstreamCall call,
   }
   auto* pending = new PendingCall;
   pending->done = std::move(done);
+  pending->started = std::chrono::steady_clock::now();
+  pending->latency = &latency_;
+  pending->labels = {upstream, call.method};
   pending->context.set_deadline(std::chrono::system_clock::now() + call.timeout);
   for (auto& [key, value] : call.metadata) pending->context.AddMetadata(key, value);
   grpc::Slice slice(call.payload);
   pending->request = grpc::ByteBuffer(&slice, 1);
-  it->second->stub->UnaryCall(&pending->context, call.method, grpc::StubOptions(),
-                              &pending->request, &pending->response,
-                              [pending](grpc::Status status) {
-                                std::unique_ptr<PendingCall> owned(pending);
-                                UpstreamResult result;
-                                result.code = static_cast<int>(status.error_code());
-                                result.message = status.error_message();
-                                if (status.ok()) {
-                                  result.payload = flatten(owned->response);
-                                } else {
-                                  read_error_override(owned->context, result);
-                                }
-                                owned->done(std::move(result));
-                              });
+  it->second->stub->UnaryCall(
+      &pending->context, call.method, grpc::StubOptions(), &pending->request, &pending->response,
+      [pending](grpc::Status status) {
+        std::unique_ptr<PendingCall> owned(pending);
+        std::chrono::duration<double> elapsed = std::chrono::steady_clock::now() - owned->started;
+        owned->labels.push_back(std::to_string(static_cast<int>(status.error_code())));
+        owned->latency->with(owned->labels).observe(elapsed.count());
+        UpstreamResult result;
+        result.code = static_cast<int>(status.error_code());
+        result.message = status.error_message();
+        if (status.ok()) {
+          result.payload = flatten(owned->response);
+        } else {
+          read_error_override(owned->context, result);
+        }
+        owned->done(std::move(result));
+      });
 }
 
 }  // namespace trellis::gateway

@@ -6,8 +6,10 @@
 #include <boost/asio/io_context.hpp>
 #include <nlohmann/json.hpp>
 
+#include "trellis/gateway/filters/admin_endpoints_filter.h"
 #include "trellis/gateway/filters/auth_filter.h"
 #include "trellis/gateway/filters/local_endpoints_filter.h"
+#include "trellis/gateway/filters/metrics_filter.h"
 #include "trellis/gateway/filters/request_id_filter.h"
 #include "trellis/gateway/filters/request_limits_filter.h"
 #include "trellis/gateway/filters/route_filter.h"
@@ -145,7 +147,7 @@ class AuthFilterTest : public ::testing::Test {
     if (!authorization.empty()) request.headers.emplace_back("Authorization", authorization);
     // The io_context never runs: a request that reached Redis would hang, not pass.
     auto filter = std::make_unique<AuthFilter>(AuthFilterConfig{"iss", "aud", 30}, keys_, *redis_,
-                                               [] { return int64_t{1'800'000'000}; });
+                                               registry_, [] { return int64_t{1'800'000'000}; });
     return run(std::move(filter), request,
                [&](Exchange& exchange) { exchange.context.route = match.route; });
   }
@@ -162,6 +164,7 @@ class AuthFilterTest : public ::testing::Test {
   }
 
   boost::asio::io_context io_;
+  metrics::Registry registry_;
   std::shared_ptr<RedisClient> redis_ = RedisClient::create(io_, RedisOptions{});
   RouteTable table_ = RouteTable::from_linked_protos();
   jwt::SigningKey signing_ = jwt::SigningKey::generate("k1");
@@ -204,9 +207,9 @@ TEST_F(AuthFilterTest, NoKeysYetIs503) {
   auto match = table_.match("GET", "/v1/users/me");
   auto request = get("/v1/users/me");
   request.headers.emplace_back("Authorization", "Bearer " + token(1'800'000'900));
-  auto result =
-      run(std::make_unique<AuthFilter>(AuthFilterConfig{"iss", "aud", 30}, empty, *redis_), request,
-          [&](Exchange& exchange) { exchange.context.route = match.route; });
+  auto result = run(
+      std::make_unique<AuthFilter>(AuthFilterConfig{"iss", "aud", 30}, empty, *redis_, registry_),
+      request, [&](Exchange& exchange) { exchange.context.route = match.route; });
   EXPECT_EQ(result.response.status, 503);
   EXPECT_EQ(code_of(result.response), "auth_unavailable");
 }
@@ -225,6 +228,49 @@ TEST(UpstreamFilterHelpers, IdempotencyKeys) {
   EXPECT_FALSE(is_valid_idempotency_key("has space"));
   EXPECT_FALSE(is_valid_idempotency_key(std::string(256, 'a')));
   EXPECT_FALSE(is_valid_idempotency_key("caf\xc3\xa9"));
+}
+
+}  // namespace
+}  // namespace trellis::gateway
+
+namespace trellis::gateway {
+namespace {
+
+TEST(MetricsFilter, CountsByRouteTemplateMethodAndStatus) {
+  metrics::Registry registry;
+  auto table = RouteTable::from_linked_protos();
+  auto match = table.match("GET", "/v1/users/abc");
+  run(std::make_unique<MetricsFilter>(registry), get("/v1/users/abc"),
+      [&](Exchange& exchange) { exchange.context.route = match.route; });
+  auto scan = get("/wp-admin.php");
+  scan.method = "BREW";
+  run(std::make_unique<MetricsFilter>(registry), scan);
+  auto text = registry.render();
+  EXPECT_NE(
+      text.find("http_requests_total{route=\"/v1/users/{id}\",method=\"GET\",status=\"200\"} 1"),
+      std::string::npos)
+      << text;
+  // Client-controlled text never becomes a label value.
+  EXPECT_NE(text.find("http_requests_total{route=\"-\",method=\"OTHER\",status=\"200\"} 1"),
+            std::string::npos);
+  EXPECT_EQ(text.find("wp-admin"), std::string::npos);
+  EXPECT_NE(text.find("http_requests_in_flight 0"), std::string::npos);
+}
+
+TEST(AdminEndpointsFilter, ServesMetricsAndHealth) {
+  metrics::Registry registry;
+  registry.counter("x_total", "x").with({}).inc();
+  Readiness readiness;
+  readiness.set("redis", true);
+  auto metrics = run(std::make_unique<AdminEndpointsFilter>(registry, readiness), get("/metrics"));
+  EXPECT_EQ(metrics.response.status, 200);
+  EXPECT_NE(metrics.response.body.find("x_total 1"), std::string::npos);
+  EXPECT_FALSE(metrics.reached_terminal);
+  auto ready = run(std::make_unique<AdminEndpointsFilter>(registry, readiness), get("/readyz"));
+  EXPECT_EQ(ready.response.status, 200);
+  auto other =
+      run(std::make_unique<AdminEndpointsFilter>(registry, readiness), get("/v1/users/me"));
+  EXPECT_EQ(other.response.status, 404);
 }
 
 }  // namespace

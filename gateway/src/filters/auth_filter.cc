@@ -40,11 +40,13 @@ std::string revoked_session_key(std::string_view session_id) {
 }
 
 AuthFilter::AuthFilter(AuthFilterConfig config, const KeyCache& keys, RedisClient& redis,
-                       Clock clock)
+                       metrics::Registry& registry, Clock clock)
     : config_(std::move(config)),
       keys_(keys),
       redis_(redis),
-      clock_(clock ? std::move(clock) : Clock(system_seconds)) {}
+      clock_(clock ? std::move(clock) : Clock(system_seconds)),
+      decisions_(registry.counter("gateway_auth_decisions_total", "Access-token checks by outcome",
+                                  {"outcome"})) {}
 
 void AuthFilter::reject(const ExchangePtr& exchange, std::string_view code, std::string message) {
   auto response = json_error(401, code, message, exchange->context.request_id);
@@ -63,17 +65,20 @@ void AuthFilter::on_request(const ExchangePtr& exchange) {
   }
   auto token = bearer_token(exchange->request.header("authorization"));
   if (token.empty()) {
+    count("missing_token");
     reject(exchange, "unauthenticated", "a bearer access token is required");
     return;
   }
   auto keys = keys_.keys();
   if (!keys) {
+    count("unavailable");
     exchange->respond_error(503, "auth_unavailable", "token keys not loaded yet, retry shortly");
     return;
   }
   jwt::VerifyOptions options{config_.issuer, config_.audience, config_.leeway_s};
   auto verified = jwt::verify(token, *keys, options, clock_());
   if (!verified.ok()) {
+    count(jwt::to_string(verified.error));
     reject(exchange, "invalid_token",
            "access token rejected: " + std::string(jwt::to_string(verified.error)));
     return;
@@ -85,11 +90,13 @@ void AuthFilter::on_request(const ExchangePtr& exchange) {
     exchange->post([exchange, claims = std::move(claims), r = std::move(r), this]() mutable {
       if (!r.ok || r.reply.type != RedisReply::Type::kInteger) {
         exchange->context.log.warn("revocation check failed", {{"error", r.error}});
+        count("unavailable");
         exchange->respond_error(503, "auth_unavailable",
                                 "cannot check token revocation right now, retry shortly");
         return;
       }
       if (r.reply.integer > 0) {
+        count("revoked");
         reject(exchange, "token_revoked", "access token has been revoked");
         return;
       }
@@ -99,6 +106,7 @@ void AuthFilter::on_request(const ExchangePtr& exchange) {
       identity.token_id = std::move(claims.token_id);
       identity.session_id = std::move(claims.session_id);
       identity.expires_at = claims.expires_at;
+      count("ok");
       exchange->next();
     });
   });

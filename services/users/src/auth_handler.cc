@@ -45,6 +45,13 @@ void to_proto(const UserRecord& user, v1::User* out) {
   out->mutable_created_at()->set_nanos(static_cast<int32_t>(user.created_at_us % 1000000) * 1000);
 }
 
+AuthHandler::AuthHandler(Dependencies deps)
+    : deps_(deps),
+      signups_(deps.metrics.counter("users_signups_total", "Sign-ups by outcome", {"outcome"})),
+      logins_(deps.metrics.counter("users_logins_total", "Logins by outcome", {"outcome"})),
+      refreshes_(deps.metrics.counter("users_token_refreshes_total", "Refreshes by outcome",
+                                      {"outcome"})) {}
+
 void AuthHandler::fill_auth_response(const UserRecord& user, const NewSession& session,
                                      v1::AuthResponse* response) const {
   auto access = deps_.tokens.issue(user, session.session_id);
@@ -70,8 +77,10 @@ Status AuthHandler::Signup(grpc::ServerContext* context, const v1::SignupRequest
     try {
       user = deps_.store.create_user(request->email(), request->display_name(), hash);
     } catch (const DuplicateEmail&) {
+      signups_.with({"duplicate_email"}).inc();
       return Status(StatusCode::ALREADY_EXISTS, "an account with this email already exists");
     }
+    signups_.with({"ok"}).inc();
     auto session = deps_.store.start_session(user.id, deps_.config.tokens.refresh_ttl_s);
     fill_auth_response(user, session, response);
     call.log.info("user signed up", {{"user_id", user.id}});
@@ -90,9 +99,14 @@ Status AuthHandler::Login(grpc::ServerContext* context, const v1::LoginRequest* 
     auto credentials = deps_.store.find_credentials(request->email());
     if (!credentials) {
       password::verify(decoy_hash(deps_.config.passwords), request->password());
+      logins_.with({"bad_credentials"}).inc();
       return bad_credentials();
     }
-    if (!password::verify(credentials->second, request->password())) return bad_credentials();
+    if (!password::verify(credentials->second, request->password())) {
+      logins_.with({"bad_credentials"}).inc();
+      return bad_credentials();
+    }
+    logins_.with({"ok"}).inc();
     auto session =
         deps_.store.start_session(credentials->first.id, deps_.config.tokens.refresh_ttl_s);
     fill_auth_response(credentials->first, session, response);
@@ -109,9 +123,11 @@ Status AuthHandler::Refresh(grpc::ServerContext* context, const v1::RefreshReque
                                                    deps_.config.tokens.refresh_ttl_s);
     switch (result.outcome) {
       case RefreshOutcome::kRotated:
+        refreshes_.with({"ok"}).inc();
         fill_auth_response(result.user, result.session, response);
         return Status::OK;
       case RefreshOutcome::kReused:
+        refreshes_.with({"reuse_detected"}).inc();
         // Someone replayed a rotated token: the family is revoked in the database; its access
         // tokens must stop at the gateway too.
         call.log.warn("refresh token reuse, session revoked",
@@ -120,6 +136,7 @@ Status AuthHandler::Refresh(grpc::ServerContext* context, const v1::RefreshReque
                                          deps_.config.tokens.access_ttl_s + 60);
         return Status(StatusCode::UNAUTHENTICATED, "refresh token already used; session revoked");
       case RefreshOutcome::kExpired:
+        refreshes_.with({"expired"}).inc();
         return Status(StatusCode::UNAUTHENTICATED, "refresh token expired or revoked");
       case RefreshOutcome::kUnknown:
         break;

@@ -19,6 +19,10 @@ Config load_config(const std::string& path) {
     throw config::ConfigError("users.log_level: must be debug, info, warn or error");
   }
 
+  auto metrics = root.get_object("metrics");
+  out.metrics_listen = metrics.get_string("listen", out.metrics_listen);
+  metrics.reject_unknown_keys();
+
   auto database = root.get_object("database");
   auto& pg = out.database;
   pg.host = database.get_string("host", pg.host);

@@ -10,6 +10,7 @@
 
 #include "trellis/common/config.h"
 #include "trellis/common/log.h"
+#include "trellis/common/metrics_server.h"
 #include "trellis/common/migrator.h"
 #include "trellis/common/pg_pool.h"
 #include "trellis/common/service_runtime.h"
@@ -53,13 +54,27 @@ int run(const std::string& config_path, const std::vector<std::string>& command)
   if (!command.empty()) return usage();
 
   if (config.migrate_on_start) apply_migrations(pool);
+  metrics::Registry registry;
+  auto& pool_connections =
+      registry.gauge("db_pool_connections", "PostgreSQL pool connections by state", {"state"});
+  registry.on_collect([&] {
+    auto stats = pool.stats();
+    pool_connections.with({"open"}).set(stats.open);
+    pool_connections.with({"in_use"}).set(stats.in_use);
+    pool_connections.with({"waiting"}).set(stats.waiting);
+  });
+  std::unique_ptr<metrics::MetricsServer> metrics_server;
+  if (!config.metrics_listen.empty()) {
+    metrics_server = std::make_unique<metrics::MetricsServer>(config.metrics_listen, registry);
+    metrics_server->start();
+  }
   users::TokenIssuer tokens(config.tokens);
   users::RevocationPublisher revocations(config.redis);
-  users::Dependencies deps{store, tokens, revocations, config};
+  users::Dependencies deps{store, tokens, revocations, config, registry};
   users::AuthHandler auth(deps);
   users::UserHandler user(deps);
 
-  service::ServiceHost host(config.grpc_listen);
+  service::ServiceHost host(config.grpc_listen, registry);
   host.add_service(&auth, users::v1::AuthService::service_full_name());
   host.add_service(&user, users::v1::UserService::service_full_name());
   host.start();

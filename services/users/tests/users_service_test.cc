@@ -70,10 +70,10 @@ class UsersServiceTest : public ::testing::Test {
     store_ = std::make_unique<UserStore>(*pool_);
     tokens_ = std::make_unique<TokenIssuer>(config_.tokens);
     revocations_ = std::make_unique<RevocationPublisher>(config_.redis);
-    Dependencies deps{*store_, *tokens_, *revocations_, config_};
+    Dependencies deps{*store_, *tokens_, *revocations_, config_, registry_};
     auth_ = std::make_unique<AuthHandler>(deps);
     user_ = std::make_unique<UserHandler>(deps);
-    host_ = std::make_unique<service::ServiceHost>("127.0.0.1:0");
+    host_ = std::make_unique<service::ServiceHost>("127.0.0.1:0", registry_);
     host_->add_service(auth_.get(), v1::AuthService::service_full_name());
     host_->add_service(user_.get(), v1::UserService::service_full_name());
     host_->start();
@@ -154,6 +154,7 @@ class UsersServiceTest : public ::testing::Test {
   std::string pg_host_, pg_port_, pg_user_, redis_host_, redis_port_, dbname_;
   std::filesystem::path keys_dir_;
   Config config_;
+  metrics::Registry registry_;
   std::unique_ptr<db::PgPool> pool_;
   std::unique_ptr<UserStore> store_;
   std::unique_ptr<TokenIssuer> tokens_;
@@ -368,6 +369,32 @@ TEST_F(UsersServiceTest, HealthCheckReportsServing) {
   for (auto& slice : slices)
     bytes.append(reinterpret_cast<const char*>(slice.begin()), slice.size());
   EXPECT_EQ(bytes, std::string("\x08\x01", 2));
+}
+
+}  // namespace
+}  // namespace trellis::users
+
+namespace trellis::users {
+namespace {
+
+TEST_F(UsersServiceTest, EveryRpcAndBusinessOutcomeIsCounted) {
+  signup("metrics@example.com");
+  signup("METRICS@example.com", grpc::StatusCode::ALREADY_EXISTS);
+  v1::AuthResponse response;
+  EXPECT_FALSE(login("metrics@example.com", "wrong password!", &response).ok());
+  auto text = registry_.render();
+  EXPECT_NE(text.find("grpc_server_handled_total{method=\"/trellis.users.v1.AuthService/Signup\","
+                      "code=\"OK\"} 1"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("grpc_server_handled_total{method=\"/trellis.users.v1.AuthService/Signup\","
+                      "code=\"ALREADY_EXISTS\"} 1"),
+            std::string::npos);
+  EXPECT_NE(text.find("users_signups_total{outcome=\"duplicate_email\"} 1"), std::string::npos);
+  EXPECT_NE(text.find("users_logins_total{outcome=\"bad_credentials\"} 1"), std::string::npos);
+  EXPECT_NE(text.find("grpc_server_handling_seconds_count{method=\"/trellis.users.v1.AuthService/"
+                      "Login\"} 1"),
+            std::string::npos);
 }
 
 }  // namespace

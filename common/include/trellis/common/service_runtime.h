@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "trellis/common/log.h"
+#include "trellis/common/metrics.h"
 #include "trellis/common/service_metadata.h"
 
 namespace trellis::service {
@@ -59,7 +60,12 @@ void block_shutdown_signals();
 // Owns the gRPC server of one service process.
 class ServiceHost {
  public:
+  // Every RPC is counted and timed in `registry` (grpc_server_handled_total,
+  // grpc_server_handling_seconds) by a server interceptor, so handlers need no metrics code.
+  ServiceHost(std::string listen_address, metrics::Registry& registry);
+  // Same, with a registry of its own (see registry()).
   explicit ServiceHost(std::string listen_address);
+  metrics::Registry& registry() { return registry_; }
   ~ServiceHost();
   ServiceHost(const ServiceHost&) = delete;
   ServiceHost& operator=(const ServiceHost&) = delete;
@@ -76,6 +82,8 @@ class ServiceHost {
 
  private:
   std::string listen_address_;
+  std::unique_ptr<metrics::Registry> owned_registry_;
+  metrics::Registry& registry_;
   std::vector<std::pair<grpc::Service*, std::string>> services_;
   std::unique_ptr<grpc::Server> server_;
   int bound_port_ = 0;

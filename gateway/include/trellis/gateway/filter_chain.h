@@ -5,6 +5,7 @@
 #include <string_view>
 #include <vector>
 
+#include "trellis/common/metrics.h"
 #include "trellis/gateway/exchange.h"
 
 namespace trellis::gateway {
@@ -25,10 +26,13 @@ struct GatewayServices {
   const KeyCache& keys;
   const Readiness& readiness;
   std::string_view openapi_json;
+  metrics::Registry& metrics;
 };
 
 using FilterList = std::vector<std::unique_ptr<Filter>>;
 
 FilterList build_filter_chain(GatewayServices& services);
+// The admin listener's chain (/metrics, /healthz, /readyz).
+FilterList build_admin_chain(GatewayServices& services);
 
 }  // namespace trellis::gateway

@@ -9,6 +9,9 @@ namespace trellis::gateway {
 struct GatewayConfig {
   std::string listen_address = "127.0.0.1";
   int listen_port = 8080;
+  // Admin listener (GET /metrics, /healthz, /readyz); disabled when admin.port is absent.
+  std::string admin_address = "127.0.0.1";
+  int admin_port = -1;
   int io_threads = 2;  // threads running the io_context
   std::string log_level = "info";
   size_t max_body_bytes = 1048576;      // 1 MiB; larger bodies get 413

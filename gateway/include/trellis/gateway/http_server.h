@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <memory>
+#include <string>
 
 #include "trellis/gateway/filter_chain.h"
 
@@ -16,9 +17,21 @@ namespace trellis::gateway {
 
 struct GatewayConfig;
 
+// Where to listen and the limits of one listener (the public API or the admin port).
+struct ListenerSettings {
+  std::string address;
+  int port = 0;  // 0: any free port (see HttpServer::port())
+  size_t max_body_bytes = 1048576;
+  size_t max_header_bytes = 16384;
+  int idle_timeout_ms = 60000;
+  int request_read_timeout_ms = 15000;
+};
+
+ListenerSettings public_listener(const GatewayConfig& config);
+
 class HttpServer {
  public:
-  HttpServer(boost::asio::io_context& io, const GatewayConfig& config, const FilterList& filters);
+  HttpServer(boost::asio::io_context& io, ListenerSettings settings, const FilterList& filters);
   ~HttpServer();
   // Binds and starts accepting; throws std::runtime_error when the address cannot be bound.
   void start();

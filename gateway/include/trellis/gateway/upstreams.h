@@ -10,6 +10,8 @@
 #include <utility>
 #include <vector>
 
+#include "trellis/common/metrics.h"
+
 namespace trellis::gateway {
 
 struct UpstreamCall {
@@ -31,7 +33,8 @@ struct UpstreamResult {
 class Upstreams {
  public:
   // name → "host:port"
-  explicit Upstreams(const std::map<std::string, std::string>& targets);
+  // Calls are timed in `registry` (grpc_client_handling_seconds by upstream, method and code).
+  Upstreams(const std::map<std::string, std::string>& targets, metrics::Registry& registry);
   ~Upstreams();
   Upstreams(const Upstreams&) = delete;
   Upstreams& operator=(const Upstreams&) = delete;
@@ -46,6 +49,7 @@ class Upstreams {
  private:
   struct Channel;
   std::map<std::string, std::unique_ptr<Channel>> channels_;
+  metrics::Family<metrics::Histogram>& latency_;
 };
 
 }  // namespace trellis::gateway

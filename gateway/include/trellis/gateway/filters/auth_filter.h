@@ -7,6 +7,7 @@
 #include <functional>
 
 #include "trellis/common/jwt.h"
+#include "trellis/common/metrics.h"
 #include "trellis/gateway/exchange.h"
 
 namespace trellis::gateway {
@@ -24,17 +25,20 @@ class AuthFilter final : public Filter {
  public:
   using Clock = std::function<int64_t()>;  // unix seconds; replaceable in tests
   AuthFilter(AuthFilterConfig config, const KeyCache& keys, RedisClient& redis,
-             Clock clock = nullptr);
+             metrics::Registry& registry, Clock clock = nullptr);
   std::string_view name() const override { return "auth"; }
   void on_request(const ExchangePtr& exchange) override;
 
  private:
   void reject(const ExchangePtr& exchange, std::string_view code, std::string message);
+  void count(std::string_view outcome) { decisions_.with({std::string(outcome)}).inc(); }
 
   AuthFilterConfig config_;
   const KeyCache& keys_;
   RedisClient& redis_;
   Clock clock_;
+  // Outcomes: ok, missing_token, <verify error>, revoked, unavailable.
+  metrics::Family<metrics::Counter>& decisions_;
 };
 
 // Redis keys written by the users service on logout and refresh-token reuse.

@@ -32,6 +32,7 @@ struct PasswordConfig {
 struct Config {
   std::string grpc_listen = "127.0.0.1:50051";
   std::string log_level = "info";
+  std::string metrics_listen;  // "host:port" of GET /metrics; empty: no metrics endpoint
   db::PgOptions database;
   bool migrate_on_start = true;
   RedisConfig redis;

@@ -2,6 +2,7 @@
 // gateway (see trellis/common/service_runtime.h), never identity fields in request messages.
 #pragma once
 
+#include "trellis/common/metrics.h"
 #include "trellis/users/config.h"
 #include "trellis/users/revocation.h"
 #include "trellis/users/token_issuer.h"
@@ -15,11 +16,12 @@ struct Dependencies {
   const TokenIssuer& tokens;
   RevocationPublisher& revocations;
   const Config& config;
+  metrics::Registry& metrics;
 };
 
 class AuthHandler final : public v1::AuthService::Service {
  public:
-  explicit AuthHandler(Dependencies deps) : deps_(deps) {}
+  explicit AuthHandler(Dependencies deps);
 
   grpc::Status Signup(grpc::ServerContext* context, const v1::SignupRequest* request,
                       v1::AuthResponse* response) override;
@@ -37,6 +39,10 @@ class AuthHandler final : public v1::AuthService::Service {
                           v1::AuthResponse* response) const;
 
   Dependencies deps_;
+  // Business counters: outcome is "ok" or the reason of the refusal.
+  metrics::Family<metrics::Counter>& signups_;
+  metrics::Family<metrics::Counter>& logins_;
+  metrics::Family<metrics::Counter>& refreshes_;
 };
 
 class UserHandler final : public v1::UserService::Service {
