@@ -1,9 +1,96 @@
 #include "trellis/common/config.h"
 
+#include <algorithm>
 #include <fstream>
 #include <sstream>
 
+extern char** environ;
+
 namespace trellis::config {
+namespace {
+
+std::string lower(std::string text) {
+  std::transform(text.begin(), text.end(), text.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return text;
+}
+
+bool ends_with(const std::string& text, const std::string& suffix) {
+  return text.size() >= suffix.size() &&
+         text.compare(text.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+bool is_secret_key(const std::string& key) {
+  auto name = lower(key);
+  for (const char* word : {"password", "secret", "token"}) {
+    if (ends_with(name, word)) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+void apply_env_overrides(nlohmann::json& config, const std::string& prefix, char** environment) {
+  auto lead = prefix + "__";
+  for (char** entry = environment; entry && *entry; ++entry) {
+    std::string text = *entry;
+    auto equals = text.find('=');
+    if (equals == std::string::npos || text.rfind(lead, 0) != 0) continue;
+    auto name = text.substr(lead.size(), equals - lead.size());
+    auto value_text = text.substr(equals + 1);
+    std::vector<std::string> path;
+    size_t start = 0;
+    while (true) {
+      auto separator = name.find("__", start);
+      path.push_back(lower(name.substr(start, separator - start)));
+      if (separator == std::string::npos) break;
+      start = separator + 2;
+    }
+    if (std::any_of(path.begin(), path.end(), [](const std::string& p) { return p.empty(); })) {
+      throw ConfigError("environment override " + text.substr(0, equals) + " has an empty key");
+    }
+    nlohmann::json* node = &config;
+    for (size_t i = 0; i + 1 < path.size(); ++i) {
+      if (!node->is_object())
+        throw ConfigError("environment override " + text.substr(0, equals) +
+                          " goes through a non-object");
+      node = &(*node)[path[i]];
+      if (node->is_null()) *node = nlohmann::json::object();
+    }
+    if (!node->is_object())
+      throw ConfigError("environment override " + text.substr(0, equals) +
+                        " goes through a non-object");
+    auto parsed = nlohmann::json::parse(value_text, nullptr, false);
+    (*node)[path.back()] =
+        parsed.is_discarded() || parsed.is_string() ? nlohmann::json(value_text) : parsed;
+  }
+}
+
+nlohmann::json load_with_env(const std::string& path, const std::string& prefix) {
+  auto config = load_file(path);
+  if (config.is_null()) config = nlohmann::json::object();
+  if (!config.is_object()) throw ConfigError("config file " + path + " must hold a JSON object");
+  apply_env_overrides(config, prefix, environ);
+  return config;
+}
+
+nlohmann::json redact(const nlohmann::json& config) {
+  if (config.is_object()) {
+    nlohmann::json out = nlohmann::json::object();
+    for (auto it = config.begin(); it != config.end(); ++it) {
+      bool secret = is_secret_key(it.key()) && !it.value().is_object() &&
+                    !(it.value().is_string() && it.value().get<std::string>().empty());
+      out[it.key()] = secret ? nlohmann::json("<redacted>") : redact(it.value());
+    }
+    return out;
+  }
+  if (config.is_array()) {
+    nlohmann::json out = nlohmann::json::array();
+    for (const auto& item : config) out.push_back(redact(item));
+    return out;
+  }
+  return config;
+}
 
 nlohmann::json load_file(const std::string& path) {
   std::ifstream in(path);

@@ -52,3 +52,57 @@ TEST(LoadFile, ReportsMissingFileAndSyntaxErrors) {
 
 }  // namespace
 }  // namespace trellis::config
+
+namespace trellis::config {
+namespace {
+
+TEST(EnvOverrides, SetNestedKeysWithJsonOrStringValues) {
+  nlohmann::json config = {{"database", {{"host", "db"}, {"port", 5432}}}};
+  std::string a = "TRELLIS_USERS__DATABASE__PORT=6543";
+  std::string b = "TRELLIS_USERS__DATABASE__PASSWORD=s3cr3t value";
+  std::string c = "TRELLIS_USERS__METRICS__LISTEN=127.0.0.1:9101";
+  std::string d = "TRELLIS_GATEWAY__LISTEN__PORT=1";  // another component's: ignored
+  std::string e = "PATH=/bin";
+  char* environment[] = {a.data(), b.data(), c.data(), d.data(), e.data(), nullptr};
+  apply_env_overrides(config, "TRELLIS_USERS", environment);
+  EXPECT_EQ(config["database"]["port"], 6543);
+  EXPECT_EQ(config["database"]["host"], "db");
+  EXPECT_EQ(config["database"]["password"], "s3cr3t value");
+  EXPECT_EQ(config["metrics"]["listen"], "127.0.0.1:9101");
+  EXPECT_FALSE(config.contains("listen"));
+}
+
+TEST(EnvOverrides, MisspeltKeysAreStillRefusedByTheReader) {
+  nlohmann::json config = nlohmann::json::object();
+  std::string a = "TRELLIS_USERS__DATABSE__HOST=x";
+  char* environment[] = {a.data(), nullptr};
+  apply_env_overrides(config, "TRELLIS_USERS", environment);
+  ObjectReader reader(config, "users");
+  reader.get_object("database");
+  EXPECT_THROW(reader.reject_unknown_keys(), ConfigError);
+}
+
+TEST(EnvOverrides, EmptyKeySegmentIsRefused) {
+  nlohmann::json config = nlohmann::json::object();
+  std::string a = "TRELLIS_USERS__DATABASE____HOST=x";
+  char* environment[] = {a.data(), nullptr};
+  EXPECT_THROW(apply_env_overrides(config, "TRELLIS_USERS", environment), ConfigError);
+}
+
+TEST(Redact, HidesSecretValuesAtAnyDepth) {
+  nlohmann::json config = {{"database", {{"password", "pw"}, {"host", "h"}}},
+                           {"client_secret", "cs"},
+                           {"tokens", {{"keys_dir", "/k"}, {"refresh_token", "rt"}}},
+                           {"redis", {{"password", ""}}}};
+  auto safe = redact(config);
+  EXPECT_EQ(safe["database"]["password"], "<redacted>");
+  EXPECT_EQ(safe["database"]["host"], "h");
+  EXPECT_EQ(safe["client_secret"], "<redacted>");
+  EXPECT_EQ(safe["tokens"]["keys_dir"], "/k");  // "tokens" is an object: only its secrets go
+  EXPECT_EQ(safe["tokens"]["refresh_token"], "<redacted>");
+  EXPECT_EQ(safe["redis"]["password"], "");  // empty says "not set", which is useful and safe
+  EXPECT_EQ(safe.dump().find("pw"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace trellis::config

@@ -6,8 +6,10 @@
 namespace trellis::gateway {
 
 GatewayConfig load_gateway_config(const std::string& path) {
-  config::ObjectReader root(config::load_file(path), "gateway");
+  auto merged = config::load_with_env(path, "TRELLIS_GATEWAY");
+  config::ObjectReader root(merged, "gateway");
   GatewayConfig out;
+  out.effective_json = config::redact(merged).dump();
 
   auto listen = root.get_object("listen");
   out.listen_address = listen.get_string("address", out.listen_address);

@@ -46,6 +46,7 @@ void drain(asio::io_context& io, HttpServer& server, std::shared_ptr<asio::stead
 int run(const std::string& config_path) {
   auto config = load_gateway_config(config_path);
   log::init("gateway", config.log_level);
+  log::info("effective configuration", {{"config", config.effective_json}});
   auto routes = RouteTable::from_linked_protos();
   for (const auto& name : routes.upstreams()) {
     if (!config.upstreams.count(name)) {

@@ -6,8 +6,10 @@
 namespace trellis::users {
 
 Config load_config(const std::string& path) {
-  config::ObjectReader root(config::load_file(path), "users");
+  auto merged = config::load_with_env(path, "TRELLIS_USERS");
+  config::ObjectReader root(merged, "users");
   Config out;
+  out.effective_json = config::redact(merged).dump();
 
   auto grpc = root.get_object("grpc");
   out.grpc_listen = grpc.get_string("listen", out.grpc_listen);

@@ -34,6 +34,7 @@ int run(const std::string& config_path, const std::vector<std::string>& command)
   using namespace trellis;
   auto config = users::load_config(config_path);
   log::init("users", config.log_level);
+  log::info("effective configuration", {{"config", config.effective_json}});
   db::PgPool pool(config.database, users::UserStore::prepare);
   users::UserStore store(pool);
 

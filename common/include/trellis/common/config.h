@@ -20,6 +20,18 @@ class ConfigError : public std::runtime_error {
 // Loads a JSON file; throws ConfigError with the path on I/O or syntax errors.
 nlohmann::json load_file(const std::string& path);
 
+// Environment overrides: <prefix>__<KEY>[__<SUBKEY>...]=<value> sets config[key][subkey] (keys
+// lower-cased), e.g. TRELLIS_USERS__DATABASE__PASSWORD=... or TRELLIS_GATEWAY__LISTEN__PORT=9000.
+// A value that parses as JSON (number, true/false, object, array) is used as such, anything else
+// as a string. Overrides go through the same strict reader, so a misspelt key is refused too.
+void apply_env_overrides(nlohmann::json& config, const std::string& prefix, char** environment);
+// load_file + apply_env_overrides with the process environment.
+nlohmann::json load_with_env(const std::string& path, const std::string& prefix);
+
+// A copy for logging with secret values replaced by "<redacted>": any key named or ending in
+// password, secret or token (case-insensitive).
+nlohmann::json redact(const nlohmann::json& config);
+
 class ObjectReader {
  public:
   // `where` names the object in error messages, e.g. "gateway.upstreams.users".

@@ -31,9 +31,11 @@ struct GatewayConfig {
   std::string jwks_method = "/trellis.users.v1.AuthService/GetJwks";
   int jwks_refresh_s = 60;
   int leeway_s = 30;  // clock skew tolerated on exp/nbf
+  std::string effective_json;  // merged file + environment, secrets redacted, for the log
 };
 
-// Throws config::ConfigError naming the bad key.
+// Reads the file plus TRELLIS_GATEWAY__* environment overrides; throws config::ConfigError
+// naming the bad key.
 GatewayConfig load_gateway_config(const std::string& path);
 
 }  // namespace trellis::gateway

@@ -38,9 +38,11 @@ struct Config {
   RedisConfig redis;
   TokenConfig tokens;
   PasswordConfig passwords;
+  std::string effective_json;  // the merged file + environment, secrets redacted, for the log
 };
 
-// Reads and validates a config file; throws config::ConfigError naming the bad key.
+// Reads and validates a config file plus TRELLIS_USERS__* environment overrides; throws
+// config::ConfigError naming the bad key.
 Config load_config(const std::string& path);
 
 }  // namespace trellis::users
