@@ -58,12 +58,14 @@ std::vector<std::string> split_roles(std::string_view text) {
   return roles;
 }
 
-CallContext call_context(const grpc::ServerContext& context) {
+CallContext call_context(const grpc::ServerContext& context, tracing::Tracer* tracer) {
   CallContext call;
   call.request_id = metadata_value(context, trace::kRequestIdHeader);
   if (!trace::is_well_formed_request_id(call.request_id)) call.request_id = trace::new_request_id();
   auto trace_context = trace::continue_or_start(metadata_value(context, trace::kTraceparentHeader));
   call.traceparent = trace_context.traceparent();
+  call.trace = trace_context;
+  call.tracer = tracer;
   call.idempotency_key = metadata_value(context, kIdempotencyKey);
   call.identity.user_id = metadata_value(context, kUserIdKey);
   call.identity.roles = split_roles(metadata_value(context, kRolesKey));
@@ -84,6 +86,8 @@ CallContext call_context(const grpc::ServerContext& context) {
 grpc::Status run_rpc(const CallContext& call, std::string_view method,
                      const std::function<grpc::Status()>& body) {
   auto started = std::chrono::steady_clock::now();
+  auto started_unix = tracing::now_unix_nanos();
+  tracing::ScopedCurrentSpan scope({call.tracer, call.trace.trace_id, call.trace.span_id});
   grpc::Status status;
   try {
     status = body();
@@ -100,6 +104,24 @@ grpc::Status run_rpc(const CallContext& call, std::string_view method,
   auto micros = std::chrono::duration_cast<std::chrono::microseconds>(
                     std::chrono::steady_clock::now() - started)
                     .count();
+  if (call.tracer && call.tracer->enabled()) {
+    tracing::Span span;
+    span.trace_id = call.trace.trace_id;
+    span.span_id = call.trace.span_id;
+    span.parent_span_id = call.trace.parent_id;
+    span.name = std::string(method);
+    span.kind = tracing::SpanKind::kServer;
+    span.start_unix_nanos = started_unix;
+    span.end_unix_nanos = tracing::now_unix_nanos();
+    span.attributes = {{"rpc.system", "grpc"},
+                       {"rpc.method", std::string(method)},
+                       {"rpc.grpc.status_code", std::to_string(status.error_code())},
+                       {"request_id", call.request_id}};
+    span.error = status.error_code() == grpc::StatusCode::INTERNAL ||
+                 status.error_code() == grpc::StatusCode::UNAVAILABLE ||
+                 status.error_code() == grpc::StatusCode::UNKNOWN;
+    call.tracer->record(std::move(span));
+  }
   call.log.info("rpc", {{"method", method},
                         {"code", static_cast<int>(status.error_code())},
                         {"latency_ms", static_cast<double>(micros) / 1000.0},

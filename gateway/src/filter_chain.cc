@@ -8,6 +8,7 @@
 #include "trellis/gateway/filters/request_id_filter.h"
 #include "trellis/gateway/filters/request_limits_filter.h"
 #include "trellis/gateway/filters/route_filter.h"
+#include "trellis/gateway/filters/tracing_filter.h"
 #include "trellis/gateway/filters/upstream_filter.h"
 #include "trellis/gateway/gateway_config.h"
 
@@ -17,6 +18,7 @@ namespace trellis::gateway {
 FilterList build_filter_chain(GatewayServices& s) {
   FilterList chain;
   chain.push_back(std::make_unique<RequestIdFilter>());
+  chain.push_back(std::make_unique<TracingFilter>(s.tracer));
   chain.push_back(std::make_unique<MetricsFilter>(s.metrics));
   chain.push_back(std::make_unique<AccessLogFilter>());
   chain.push_back(std::make_unique<RequestLimitsFilter>(s.config.max_body_bytes));
@@ -25,7 +27,8 @@ FilterList build_filter_chain(GatewayServices& s) {
   chain.push_back(std::make_unique<AuthFilter>(
       AuthFilterConfig{s.config.issuer, s.config.audience, s.config.leeway_s}, s.keys, s.redis,
       s.metrics));
-  chain.push_back(std::make_unique<UpstreamFilter>(s.upstreams, s.config.default_timeout_ms));
+  chain.push_back(
+      std::make_unique<UpstreamFilter>(s.upstreams, s.config.default_timeout_ms, s.tracer));
   return chain;
 }
 

@@ -56,6 +56,10 @@ GatewayConfig load_gateway_config(const std::string& path) {
       static_cast<int>(redis.get_int("command_timeout_ms", out.redis_command_timeout_ms, 1, 60000));
   redis.reject_unknown_keys();
 
+  auto tracing = root.get_object("tracing");
+  out.otlp_endpoint = tracing.get_string("otlp_endpoint", out.otlp_endpoint);
+  tracing.reject_unknown_keys();
+
   auto auth = root.get_object("auth");
   out.issuer = auth.get_string("issuer", out.issuer);
   out.audience = auth.get_string("audience", out.audience);

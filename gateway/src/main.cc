@@ -56,6 +56,7 @@ int run(const std::string& config_path) {
 
   asio::io_context io(config.io_threads);
   metrics::Registry registry;
+  tracing::Tracer tracer({config.otlp_endpoint, "gateway"});
   Upstreams upstreams(config.upstreams, registry);
   RedisOptions redis_options;
   redis_options.host = config.redis_host;
@@ -68,8 +69,8 @@ int run(const std::string& config_path) {
   BackgroundTasks background(io, config, upstreams, *redis, keys, readiness);
   background.start();
 
-  GatewayServices services{config, routes,    upstreams,          *redis,
-                           keys,   readiness, openapi_document(), registry};
+  GatewayServices services{config,   routes, upstreams, *redis, keys, readiness, openapi_document(),
+                           registry, tracer};
   auto filters = build_filter_chain(services);
   HttpServer server(io, public_listener(config), filters);
   server.start();

@@ -62,9 +62,19 @@ void UpstreamFilter::on_request(const ExchangePtr& exchange) {
   call.payload = std::move(transcoded.payload);
   call.timeout =
       std::chrono::milliseconds(route->timeout_ms > 0 ? route->timeout_ms : default_timeout_ms_);
+  // The call is a client span, child of the request's server span; the service continues it.
+  tracing::Span span;
+  span.trace_id = context.trace.trace_id;
+  span.span_id = trace::random_hex(8);
+  span.parent_span_id = context.trace.span_id;
+  span.name = route->grpc_method;
+  span.kind = tracing::SpanKind::kClient;
+  span.start_unix_nanos = tracing::now_unix_nanos();
+  trace::TraceContext callee = context.trace;
+  callee.span_id = span.span_id;
   auto& metadata = call.metadata;
   metadata.emplace_back(std::string(trace::kRequestIdHeader), context.request_id);
-  metadata.emplace_back(std::string(trace::kTraceparentHeader), context.trace.traceparent());
+  metadata.emplace_back(std::string(trace::kTraceparentHeader), callee.traceparent());
   if (!idempotency_key.empty()) {
     metadata.emplace_back(std::string(service::kIdempotencyKey), std::string(idempotency_key));
   }
@@ -80,31 +90,43 @@ void UpstreamFilter::on_request(const ExchangePtr& exchange) {
                           std::to_string(identity.expires_at));
   }
 
-  upstreams_.call(route->upstream, std::move(call), [exchange, route](UpstreamResult result) {
-    exchange->post([exchange, route, result = std::move(result)] {
-      if (result.code != 0) {
-        int status = result.http_status ? result.http_status : http_status_for_grpc(result.code);
-        std::string_view code =
-            result.http_status ? result.error_code : error_code_for_grpc(result.code);
-        exchange->respond_error(status, code,
-                                result.message.empty() ? "upstream call failed" : result.message);
-        return;
-      }
-      if (route->success_status == 204) {
-        HttpResponse response;
-        response.status = 204;
-        exchange->respond(std::move(response));
-        return;
-      }
-      std::string json;
-      if (!response_to_json(*route, result.payload, json)) {
-        exchange->context.log.error("unreadable upstream response", {{"rpc", route->rpc_name}});
-        exchange->respond_error(502, "bad_gateway", "the service sent an unreadable response");
-        return;
-      }
-      exchange->respond(json_response(route->success_status, std::move(json)));
-    });
-  });
+  auto* tracer = tracer_.enabled() ? &tracer_ : nullptr;
+  upstreams_.call(
+      route->upstream, std::move(call),
+      [exchange, route, tracer, span = std::move(span)](UpstreamResult result) mutable {
+        if (tracer) {
+          span.end_unix_nanos = tracing::now_unix_nanos();
+          span.attributes = {{"rpc.system", "grpc"},
+                             {"rpc.method", route->grpc_method},
+                             {"rpc.grpc.status_code", std::to_string(result.code)}};
+          span.error = result.code != 0 && http_status_for_grpc(result.code) >= 500;
+          tracer->record(std::move(span));
+        }
+        exchange->post([exchange, route, result = std::move(result)] {
+          if (result.code != 0) {
+            int status =
+                result.http_status ? result.http_status : http_status_for_grpc(result.code);
+            std::string_view code =
+                result.http_status ? result.error_code : error_code_for_grpc(result.code);
+            exchange->respond_error(
+                status, code, result.message.empty() ? "upstream call failed" : result.message);
+            return;
+          }
+          if (route->success_status == 204) {
+            HttpResponse response;
+            response.status = 204;
+            exchange->respond(std::move(response));
+            return;
+          }
+          std::string json;
+          if (!response_to_json(*route, result.payload, json)) {
+            exchange->context.log.error("unreadable upstream response", {{"rpc", route->rpc_name}});
+            exchange->respond_error(502, "bad_gateway", "the service sent an unreadable response");
+            return;
+          }
+          exchange->respond(json_response(route->success_status, std::move(json)));
+        });
+      });
 }
 
 }  // namespace trellis::gateway

@@ -64,7 +64,7 @@ void AuthHandler::fill_auth_response(const UserRecord& user, const NewSession& s
 
 Status AuthHandler::Signup(grpc::ServerContext* context, const v1::SignupRequest* request,
                            v1::AuthResponse* response) {
-  auto call = service::call_context(*context);
+  auto call = service::call_context(*context, &deps_.tracer);
   return service::run_rpc(call, "AuthService.Signup", [&] {
     if (auto problem = check_email(request->email()); !problem.empty()) return invalid(problem);
     if (auto problem = check_password(request->password()); !problem.empty())
@@ -90,7 +90,7 @@ Status AuthHandler::Signup(grpc::ServerContext* context, const v1::SignupRequest
 
 Status AuthHandler::Login(grpc::ServerContext* context, const v1::LoginRequest* request,
                           v1::AuthResponse* response) {
-  auto call = service::call_context(*context);
+  auto call = service::call_context(*context, &deps_.tracer);
   return service::run_rpc(call, "AuthService.Login", [&] {
     if (request->email().empty() || request->password().empty()) {
       return invalid("email and password are required");
@@ -116,7 +116,7 @@ Status AuthHandler::Login(grpc::ServerContext* context, const v1::LoginRequest* 
 
 Status AuthHandler::Refresh(grpc::ServerContext* context, const v1::RefreshRequest* request,
                             v1::AuthResponse* response) {
-  auto call = service::call_context(*context);
+  auto call = service::call_context(*context, &deps_.tracer);
   return service::run_rpc(call, "AuthService.Refresh", [&] {
     if (request->refresh_token().empty()) return invalid("refresh_token is required");
     auto result = deps_.store.rotate_refresh_token(request->refresh_token(),
@@ -147,7 +147,7 @@ Status AuthHandler::Refresh(grpc::ServerContext* context, const v1::RefreshReque
 
 Status AuthHandler::Logout(grpc::ServerContext* context, const v1::LogoutRequest*,
                            google::protobuf::Empty*) {
-  auto call = service::call_context(*context);
+  auto call = service::call_context(*context, &deps_.tracer);
   return service::run_rpc(call, "AuthService.Logout", [&] {
     const auto& identity = call.identity;
     if (!identity.authenticated()) return Status(StatusCode::UNAUTHENTICATED, "sign in first");
@@ -173,7 +173,7 @@ Status AuthHandler::Logout(grpc::ServerContext* context, const v1::LogoutRequest
 
 Status AuthHandler::GetJwks(grpc::ServerContext* context, const v1::GetJwksRequest*,
                             v1::Jwks* response) {
-  auto call = service::call_context(*context);
+  auto call = service::call_context(*context, &deps_.tracer);
   return service::run_rpc(call, "AuthService.GetJwks", [&] {
     for (const auto& jwk : deps_.tokens.published_keys()) {
       auto* key = response->add_keys();

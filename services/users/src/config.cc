@@ -25,6 +25,10 @@ Config load_config(const std::string& path) {
   out.metrics_listen = metrics.get_string("listen", out.metrics_listen);
   metrics.reject_unknown_keys();
 
+  auto tracing = root.get_object("tracing");
+  out.otlp_endpoint = tracing.get_string("otlp_endpoint", out.otlp_endpoint);
+  tracing.reject_unknown_keys();
+
   auto database = root.get_object("database");
   auto& pg = out.database;
   pg.host = database.get_string("host", pg.host);

@@ -71,7 +71,8 @@ int run(const std::string& config_path, const std::vector<std::string>& command)
   }
   users::TokenIssuer tokens(config.tokens);
   users::RevocationPublisher revocations(config.redis);
-  users::Dependencies deps{store, tokens, revocations, config, registry};
+  tracing::Tracer tracer({config.otlp_endpoint, "users"});
+  users::Dependencies deps{store, tokens, revocations, config, registry, tracer};
   users::AuthHandler auth(deps);
   users::UserHandler user(deps);
 

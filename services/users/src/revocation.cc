@@ -4,6 +4,8 @@
 
 #include <stdexcept>
 
+#include "trellis/common/tracing.h"
+
 namespace trellis::users {
 
 std::string revoked_token_key(const std::string& token_id) {
@@ -28,6 +30,7 @@ void RevocationPublisher::revoke_session(const std::string& session_id, int64_t 
 }
 
 void RevocationPublisher::set_with_ttl(const std::string& key, int64_t ttl_s) {
+  tracing::ChildSpan span("redis SET", tracing::SpanKind::kClient, {{"db.system", "redis"}});
   std::lock_guard lock(mutex_);
   timeval timeout{config_.timeout_ms / 1000, (config_.timeout_ms % 1000) * 1000};
   // Two attempts: the first may find a connection that Redis closed while idle.

@@ -16,7 +16,7 @@ Status unauthenticated() {
 
 Status UserHandler::GetMe(grpc::ServerContext* context, const v1::GetMeRequest*,
                           v1::User* response) {
-  auto call = service::call_context(*context);
+  auto call = service::call_context(*context, &deps_.tracer);
   return service::run_rpc(call, "UserService.GetMe", [&] {
     if (!call.identity.authenticated()) return unauthenticated();
     auto user = deps_.store.find_by_id(call.identity.user_id);
@@ -28,7 +28,7 @@ Status UserHandler::GetMe(grpc::ServerContext* context, const v1::GetMeRequest*,
 
 Status UserHandler::UpdateMe(grpc::ServerContext* context, const v1::UpdateMeRequest* request,
                              v1::User* response) {
-  auto call = service::call_context(*context);
+  auto call = service::call_context(*context, &deps_.tracer);
   return service::run_rpc(call, "UserService.UpdateMe", [&] {
     if (!call.identity.authenticated()) return unauthenticated();
     std::optional<UserRecord> user;
@@ -47,7 +47,7 @@ Status UserHandler::UpdateMe(grpc::ServerContext* context, const v1::UpdateMeReq
 
 Status UserHandler::GetUser(grpc::ServerContext* context, const v1::GetUserRequest* request,
                             v1::User* response) {
-  auto call = service::call_context(*context);
+  auto call = service::call_context(*context, &deps_.tracer);
   return service::run_rpc(call, "UserService.GetUser", [&] {
     if (!call.identity.authenticated()) return unauthenticated();
     if (!call.identity.has_role("admin")) {

@@ -70,7 +70,7 @@ class UsersServiceTest : public ::testing::Test {
     store_ = std::make_unique<UserStore>(*pool_);
     tokens_ = std::make_unique<TokenIssuer>(config_.tokens);
     revocations_ = std::make_unique<RevocationPublisher>(config_.redis);
-    Dependencies deps{*store_, *tokens_, *revocations_, config_, registry_};
+    Dependencies deps{*store_, *tokens_, *revocations_, config_, registry_, tracer_};
     auth_ = std::make_unique<AuthHandler>(deps);
     user_ = std::make_unique<UserHandler>(deps);
     host_ = std::make_unique<service::ServiceHost>("127.0.0.1:0", registry_);
@@ -155,6 +155,7 @@ class UsersServiceTest : public ::testing::Test {
   std::filesystem::path keys_dir_;
   Config config_;
   metrics::Registry registry_;
+  tracing::Tracer tracer_{tracing::TracerOptions{}};
   std::unique_ptr<db::PgPool> pool_;
   std::unique_ptr<UserStore> store_;
   std::unique_ptr<TokenIssuer> tokens_;

@@ -5,6 +5,8 @@
 
 #include <pqxx/pqxx>
 
+#include "trellis/common/tracing.h"
+
 #include <condition_variable>
 #include <functional>
 #include <memory>
@@ -123,6 +125,9 @@ class PgPool {
 // So `work` must not have side effects outside the transaction that a second call would repeat.
 template <class Fn>
 auto with_transaction(PgPool& pool, Fn&& work) {
+  // A child of the thread's current span (the RPC), when tracing is on.
+  tracing::ChildSpan span("db.transaction", tracing::SpanKind::kClient,
+                          {{"db.system", "postgresql"}, {"db.name", pool.options().dbname}});
   using Result = std::invoke_result_t<Fn&, pqxx::work&>;
   constexpr int kConflictRetries = 3;
   int conflict_retries = 0;

@@ -14,6 +14,8 @@
 #include "trellis/common/log.h"
 #include "trellis/common/metrics.h"
 #include "trellis/common/service_metadata.h"
+#include "trellis/common/trace.h"
+#include "trellis/common/tracing.h"
 
 namespace trellis::service {
 
@@ -30,7 +32,9 @@ struct Identity {
 
 struct CallContext {
   std::string request_id;
-  std::string idempotency_key;  // empty when the client sent none
+  trace::TraceContext trace;          // this RPC's server span, child of the caller's
+  tracing::Tracer* tracer = nullptr;  // null or disabled: spans are not exported
+  std::string idempotency_key;        // empty when the client sent none
   std::string traceparent;
   Identity identity;
   log::RequestLog log;
@@ -38,11 +42,13 @@ struct CallContext {
 
 // Reads request id, trace context and identity from the call's metadata. A call without a
 // traceparent starts a new trace, so that service logs always carry one.
-CallContext call_context(const grpc::ServerContext& context);
+CallContext call_context(const grpc::ServerContext& context, tracing::Tracer* tracer = nullptr);
 
-// Runs one RPC body and logs one line with its method, code and latency. Exceptions become
-// statuses: an exhausted or unreachable database is UNAVAILABLE (the caller may retry), anything
-// else INTERNAL with a generic message (details go to the log only, never to the client).
+// Runs one RPC body and logs one line with its method, code and latency; exports its server span
+// and makes it the thread's current span, so database and Redis spans become its children.
+// Exceptions become statuses: an exhausted or unreachable database is UNAVAILABLE (the caller may
+// retry), anything else INTERNAL with a generic message (details go to the log only, never to the
+// client).
 grpc::Status run_rpc(const CallContext& call, std::string_view method,
                      const std::function<grpc::Status()>& body);
 

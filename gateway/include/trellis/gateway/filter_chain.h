@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "trellis/common/metrics.h"
+#include "trellis/common/tracing.h"
 #include "trellis/gateway/exchange.h"
 
 namespace trellis::gateway {
@@ -27,6 +28,7 @@ struct GatewayServices {
   const Readiness& readiness;
   std::string_view openapi_json;
   metrics::Registry& metrics;
+  tracing::Tracer& tracer;
 };
 
 using FilterList = std::vector<std::unique_ptr<Filter>>;

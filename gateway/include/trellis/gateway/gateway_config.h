@@ -30,7 +30,8 @@ struct GatewayConfig {
   std::string jwks_upstream = "users";
   std::string jwks_method = "/trellis.users.v1.AuthService/GetJwks";
   int jwks_refresh_s = 60;
-  int leeway_s = 30;  // clock skew tolerated on exp/nbf
+  int leeway_s = 30;           // clock skew tolerated on exp/nbf
+  std::string otlp_endpoint;   // "http://host:4318/v1/traces"; empty: spans are not exported
   std::string effective_json;  // merged file + environment, secrets redacted, for the log
 };
 

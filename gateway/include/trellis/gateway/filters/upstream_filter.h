@@ -3,6 +3,7 @@
 // metadata, and transcodes the reply (or maps the gRPC status to an HTTP error).
 #pragma once
 
+#include "trellis/common/tracing.h"
 #include "trellis/gateway/exchange.h"
 
 namespace trellis::gateway {
@@ -11,14 +12,15 @@ class Upstreams;
 
 class UpstreamFilter final : public Filter {
  public:
-  UpstreamFilter(Upstreams& upstreams, int default_timeout_ms)
-      : upstreams_(upstreams), default_timeout_ms_(default_timeout_ms) {}
+  UpstreamFilter(Upstreams& upstreams, int default_timeout_ms, tracing::Tracer& tracer)
+      : upstreams_(upstreams), default_timeout_ms_(default_timeout_ms), tracer_(tracer) {}
   std::string_view name() const override { return "upstream"; }
   void on_request(const ExchangePtr& exchange) override;
 
  private:
   Upstreams& upstreams_;
   int default_timeout_ms_;
+  tracing::Tracer& tracer_;
 };
 
 // True for "application/json" with optional parameters (e.g. "; charset=utf-8").

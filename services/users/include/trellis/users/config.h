@@ -33,6 +33,7 @@ struct Config {
   std::string grpc_listen = "127.0.0.1:50051";
   std::string log_level = "info";
   std::string metrics_listen;  // "host:port" of GET /metrics; empty: no metrics endpoint
+  std::string otlp_endpoint;   // "http://host:4318/v1/traces"; empty: spans are not exported
   db::PgOptions database;
   bool migrate_on_start = true;
   RedisConfig redis;

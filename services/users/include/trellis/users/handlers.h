@@ -3,6 +3,7 @@
 #pragma once
 
 #include "trellis/common/metrics.h"
+#include "trellis/common/tracing.h"
 #include "trellis/users/config.h"
 #include "trellis/users/revocation.h"
 #include "trellis/users/token_issuer.h"
@@ -17,6 +18,7 @@ struct Dependencies {
   RevocationPublisher& revocations;
   const Config& config;
   metrics::Registry& metrics;
+  tracing::Tracer& tracer;
 };
 
 class AuthHandler final : public v1::AuthService::Service {

@@ -1,0 +1,101 @@
+#include "trellis/common/tracing.h"
+
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <future>
+#include <nlohmann/json.hpp>
+
+namespace trellis::tracing {
+namespace {
+
+Span sample() {
+  Span span;
+  span.trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
+  span.span_id = "00f067aa0ba902b7";
+  span.parent_span_id = "1111111111111111";
+  span.name = "GET /v1/users/me";
+  span.kind = SpanKind::kServer;
+  span.start_unix_nanos = 1;
+  span.end_unix_nanos = 2;
+  span.attributes = {{"http.status_code", "200"}};
+  return span;
+}
+
+TEST(Tracer, RendersOtlpJson) {
+  Tracer tracer({"", "gateway"});
+  auto body = nlohmann::json::parse(tracer.render({sample()}));
+  auto resource = body["resourceSpans"][0];
+  EXPECT_EQ(resource["resource"]["attributes"][0]["key"], "service.name");
+  EXPECT_EQ(resource["resource"]["attributes"][0]["value"]["stringValue"], "gateway");
+  auto span = resource["scopeSpans"][0]["spans"][0];
+  EXPECT_EQ(span["traceId"], "4bf92f3577b34da6a3ce929d0e0e4736");
+  EXPECT_EQ(span["parentSpanId"], "1111111111111111");
+  EXPECT_EQ(span["kind"], 2);
+  EXPECT_EQ(span["startTimeUnixNano"], "1");
+  EXPECT_EQ(span["status"]["code"], 1);
+}
+
+TEST(Tracer, DisabledTracerAndMissingContextRecordNothing) {
+  Tracer tracer({"", "x"});
+  EXPECT_FALSE(tracer.enabled());
+  tracer.record(sample());
+  EXPECT_EQ(tracer.dropped(), 0u);
+  { ChildSpan orphan("db", SpanKind::kClient); }  // no current span: no-op, no crash
+}
+
+TEST(Tracer, RejectsBadEndpoints) {
+  EXPECT_THROW(Tracer({"https://collector:4318", "x"}), std::invalid_argument);
+  EXPECT_THROW(Tracer({"http://:4318/v1/traces", "x"}), std::invalid_argument);
+}
+
+TEST(Tracer, ExportsChildSpansOfTheCurrentSpanToTheCollector) {
+  int listener = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  inet_pton(AF_INET, "127.0.0.1", &address.sin_addr);
+  ASSERT_EQ(bind(listener, reinterpret_cast<sockaddr*>(&address), sizeof address), 0);
+  listen(listener, 4);
+  socklen_t length = sizeof address;
+  getsockname(listener, reinterpret_cast<sockaddr*>(&address), &length);
+  auto received = std::async(std::launch::async, [listener] {
+    int client = accept(listener, nullptr, nullptr);
+    std::string request;
+    char buffer[4096];
+    while (true) {
+      auto n = recv(client, buffer, sizeof buffer, 0);
+      if (n <= 0) break;
+      request.append(buffer, n);
+      auto header_end = request.find("\r\n\r\n");
+      if (header_end == std::string::npos) continue;
+      auto length_at = request.find("Content-Length: ");
+      auto body_length = std::stoul(request.substr(length_at + 16));
+      if (request.size() >= header_end + 4 + body_length) break;
+    }
+    std::string reply = "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
+    send(client, reply.data(), reply.size(), 0);
+    close(client);
+    return request;
+  });
+  {
+    Tracer tracer({"http://127.0.0.1:" + std::to_string(ntohs(address.sin_port)) + "/v1/traces",
+                   "users", 100, 50});
+    ScopedCurrentSpan scope({&tracer, "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"});
+    { ChildSpan child("db.transaction", SpanKind::kClient, {{"db.system", "postgresql"}}); }
+  }  // the destructor flushes
+  ASSERT_EQ(received.wait_for(std::chrono::seconds(5)), std::future_status::ready);
+  auto request = received.get();
+  close(listener);
+  EXPECT_EQ(request.rfind("POST /v1/traces HTTP/1.1", 0), 0u);
+  auto body = nlohmann::json::parse(request.substr(request.find("\r\n\r\n") + 4));
+  auto span = body["resourceSpans"][0]["scopeSpans"][0]["spans"][0];
+  EXPECT_EQ(span["name"], "db.transaction");
+  EXPECT_EQ(span["traceId"], "4bf92f3577b34da6a3ce929d0e0e4736");
+  EXPECT_EQ(span["parentSpanId"], "00f067aa0ba902b7");
+  EXPECT_EQ(span["kind"], 3);
+}
+
+}  // namespace
+}  // namespace trellis::tracing
