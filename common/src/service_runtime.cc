@@ -8,6 +8,7 @@
 #include <chrono>
 #include <pqxx/except>
 #include <stdexcept>
+#include <thread>
 
 #include "trellis/common/pg_pool.h"
 
@@ -238,15 +239,20 @@ void ServiceHost::start() {
   log::info("grpc server listening", {{"address", listen_address_}, {"port", bound_port_}});
 }
 
-void ServiceHost::run_until_signal(int grace_ms) {
+void ServiceHost::run_until_signal(int grace_ms, int drain_delay_ms) {
   sigset_t signals;
   sigemptyset(&signals);
   sigaddset(&signals, SIGTERM);
   sigaddset(&signals, SIGINT);
   int received = 0;
   sigwait(&signals, &received);
-  log::info("shutting down", {{"signal", received}, {"grace_ms", grace_ms}});
-  server_->GetHealthCheckService()->Shutdown();
+  log::info("shutting down",
+            {{"signal", received}, {"grace_ms", grace_ms}, {"drain_delay_ms", drain_delay_ms}});
+  auto* health = server_->GetHealthCheckService();
+  health->SetServingStatus(false);
+  for (auto& [service, name] : services_) health->SetServingStatus(name, false);
+  std::this_thread::sleep_for(std::chrono::milliseconds(drain_delay_ms));
+  health->Shutdown();
   server_->Shutdown(std::chrono::system_clock::now() + std::chrono::milliseconds(grace_ms));
   server_->Wait();
   server_.reset();

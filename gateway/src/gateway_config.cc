@@ -56,6 +56,12 @@ GatewayConfig load_gateway_config(const std::string& path) {
       static_cast<int>(redis.get_int("command_timeout_ms", out.redis_command_timeout_ms, 1, 60000));
   redis.reject_unknown_keys();
 
+  auto shutdown = root.get_object("shutdown");
+  out.drain_delay_ms =
+      static_cast<int>(shutdown.get_int("drain_delay_ms", out.drain_delay_ms, 0, 600000));
+  out.grace_ms = static_cast<int>(shutdown.get_int("grace_ms", out.grace_ms, 0, 600000));
+  shutdown.reject_unknown_keys();
+
   auto tracing = root.get_object("tracing");
   out.otlp_endpoint = tracing.get_string("otlp_endpoint", out.otlp_endpoint);
   tracing.reject_unknown_keys();

@@ -10,7 +10,9 @@
 #include <boost/asio/strand.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <mutex>
 #include <optional>
+#include <vector>
 
 #include "trellis/common/log.h"
 #include "trellis/gateway/gateway_config.h"
@@ -36,8 +38,12 @@ namespace {
 class Connection : public std::enable_shared_from_this<Connection> {
  public:
   Connection(tcp::socket socket, const Limits& limits, const FilterList& filters,
-             std::atomic<int>& in_flight)
-      : stream_(std::move(socket)), limits_(limits), filters_(filters), in_flight_(in_flight) {
+             std::atomic<int>& in_flight, const std::atomic<bool>& draining)
+      : stream_(std::move(socket)),
+        limits_(limits),
+        filters_(filters),
+        in_flight_(in_flight),
+        draining_(draining) {
     beast::error_code ec;
     auto endpoint = stream_.socket().remote_endpoint(ec);
     if (!ec) remote_ = endpoint.address().to_string();
@@ -47,8 +53,18 @@ class Connection : public std::enable_shared_from_this<Connection> {
     asio::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->read_header(); });
   }
 
+  // Shutdown: a connection waiting for its next request is closed now; one in the middle of a
+  // request closes after answering it (with Connection: close).
+  void drain() {
+    asio::dispatch(stream_.get_executor(), [self = shared_from_this()] {
+      if (self->idle_) self->close();
+    });
+  }
+
  private:
   void read_header() {
+    if (draining_) return close();
+    idle_ = buffer_.size() == 0;  // bytes already buffered mean a pipelined request is waiting
     parser_.emplace();
     parser_->header_limit(static_cast<std::uint32_t>(limits_.max_header_bytes));
     parser_->body_limit(limits_.max_body_bytes);
@@ -60,6 +76,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   }
 
   void on_header(beast::error_code ec) {
+    idle_ = false;
     if (ec) {
       if (ec == http::error::end_of_stream) return close();  // client closed between requests
       if (ec == http::error::header_limit) return dispatch(431);
@@ -126,6 +143,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     for (auto& [name, value] : answer.headers) response->insert(name, value);
     response->set(http::field::server, "trellis");
     if (answer.status != 204) response->body() = std::move(answer.body);
+    if (draining_) keep_alive_ = false;
     response->keep_alive(keep_alive_);
     response->prepare_payload();
     stream_.expires_after(limits_.read_timeout);
@@ -145,16 +163,16 @@ class Connection : public std::enable_shared_from_this<Connection> {
     stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
     stream_.expires_after(std::chrono::seconds(2));
     drain_budget_ = 4 * limits_.max_body_bytes + 65536;
-    drain();
+    discard_input();
   }
 
-  void drain() {
+  void discard_input() {
     auto buffer = std::make_shared<std::array<char, 16384>>();
     stream_.async_read_some(asio::buffer(*buffer),
                             [self = shared_from_this(), buffer](beast::error_code ec, size_t n) {
                               if (ec || n >= self->drain_budget_) return self->close();
                               self->drain_budget_ -= n;
-                              self->drain();
+                              self->discard_input();
                             });
   }
 
@@ -170,6 +188,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   const Limits& limits_;
   const FilterList& filters_;
   std::atomic<int>& in_flight_;
+  const std::atomic<bool>& draining_;
+  bool idle_ = false;
   std::string remote_;
   bool keep_alive_ = true;
   size_t drain_budget_ = 0;
@@ -188,21 +208,43 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
                std::chrono::milliseconds(config.request_read_timeout_ms)} {}
 
   void accept() {
-    acceptor.async_accept(asio::make_strand(io),
-                          [self = shared_from_this()](beast::error_code ec, tcp::socket socket) {
-                            if (ec == asio::error::operation_aborted || !self->acceptor.is_open()) {
-                              return;
-                            }
-                            if (!ec) {
-                              socket.set_option(tcp::no_delay(true), ec);
-                              std::make_shared<Connection>(std::move(socket), self->limits,
-                                                           self->filters, self->in_flight)
-                                  ->start();
-                            } else {
-                              log::warn("accept failed", {{"error", ec.message()}});
-                            }
-                            self->accept();
-                          });
+    acceptor.async_accept(asio::make_strand(io), [self = shared_from_this()](beast::error_code ec,
+                                                                             tcp::socket socket) {
+      if (ec == asio::error::operation_aborted || !self->acceptor.is_open()) {
+        return;
+      }
+      if (!ec) {
+        socket.set_option(tcp::no_delay(true), ec);
+        auto connection = std::make_shared<Connection>(
+            std::move(socket), self->limits, self->filters, self->in_flight, self->draining);
+        self->track(connection);
+        connection->start();
+      } else {
+        log::warn("accept failed", {{"error", ec.message()}});
+      }
+      self->accept();
+    });
+  }
+
+  void track(const std::shared_ptr<Connection>& connection) {
+    std::lock_guard lock(connections_mutex);
+    // Forget closed connections now and then so the list stays as long as the open ones.
+    if (connections.size() >= 2 * live_estimate + 64) {
+      std::erase_if(connections, [](const auto& weak) { return weak.expired(); });
+      live_estimate = connections.size();
+    }
+    connections.push_back(connection);
+  }
+
+  void drain_connections() {
+    std::vector<std::weak_ptr<Connection>> all;
+    {
+      std::lock_guard lock(connections_mutex);
+      all.swap(connections);
+    }
+    for (auto& weak : all) {
+      if (auto connection = weak.lock()) connection->drain();
+    }
   }
 
   asio::io_context& io;
@@ -211,6 +253,10 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
   tcp::acceptor acceptor;
   Limits limits;
   std::atomic<int> in_flight{0};
+  std::atomic<bool> draining{false};
+  std::mutex connections_mutex;
+  std::vector<std::weak_ptr<Connection>> connections;
+  size_t live_estimate = 0;
   int port = 0;
 };
 
@@ -253,6 +299,12 @@ void HttpServer::stop_accepting() {
     beast::error_code ignored;
     impl->acceptor.close(ignored);
   });
+}
+
+void HttpServer::drain() {
+  stop_accepting();
+  impl_->draining = true;
+  impl_->drain_connections();
 }
 
 int HttpServer::in_flight() const {

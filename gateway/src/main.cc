@@ -92,15 +92,21 @@ int run(const std::string& config_path) {
                                   {"io_threads", config.io_threads}});
 
   asio::signal_set signals(io, SIGTERM, SIGINT);
+  auto drain_timer = std::make_shared<asio::steady_timer>(io);
   signals.async_wait([&](boost::system::error_code ec, int signal) {
     if (ec) return;
-    log::info("shutting down", {{"signal", signal}});
+    log::info("shutting down", {{"signal", signal},
+                                {"drain_delay_ms", config.drain_delay_ms},
+                                {"grace_ms", config.grace_ms}});
     readiness.set_draining();
-    server.stop_accepting();
-    if (admin_server) admin_server->stop_accepting();
-    background.stop();
-    drain(io, server, std::make_shared<asio::steady_timer>(io),
-          std::chrono::steady_clock::now() + std::chrono::seconds(10));
+    drain_timer->expires_after(std::chrono::milliseconds(config.drain_delay_ms));
+    drain_timer->async_wait([&, drain_timer](boost::system::error_code) {
+      server.drain();
+      if (admin_server) admin_server->drain();
+      background.stop();
+      drain(io, server, std::make_shared<asio::steady_timer>(io),
+            std::chrono::steady_clock::now() + std::chrono::milliseconds(config.grace_ms));
+    });
   });
 
   std::vector<std::thread> threads;

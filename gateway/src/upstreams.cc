@@ -74,6 +74,11 @@ Upstreams::Upstreams(const std::map<std::string, std::string>& targets, metrics:
     args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 30000);
     args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 10000);
     args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 2000);
+    // A target may list several replicas ("ipv4:10.0.0.1:50051,10.0.0.2:50051" or a DNS name
+    // with several addresses): spread calls over them and skip any that reports NOT_SERVING on
+    // the gRPC health protocol (e.g. while it drains for a restart).
+    args.SetServiceConfigJSON(
+        R"({"loadBalancingConfig":[{"round_robin":{}}],"healthCheckConfig":{"serviceName":""}})");
     auto channel = std::make_unique<Channel>();
     channel->channel = grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(), args);
     channel->stub = std::make_unique<grpc::GenericStub>(channel->channel);

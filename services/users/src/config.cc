@@ -25,6 +25,12 @@ Config load_config(const std::string& path) {
   out.metrics_listen = metrics.get_string("listen", out.metrics_listen);
   metrics.reject_unknown_keys();
 
+  auto shutdown = root.get_object("shutdown");
+  out.drain_delay_ms =
+      static_cast<int>(shutdown.get_int("drain_delay_ms", out.drain_delay_ms, 0, 600000));
+  out.grace_ms = static_cast<int>(shutdown.get_int("grace_ms", out.grace_ms, 0, 600000));
+  shutdown.reject_unknown_keys();
+
   auto tracing = root.get_object("tracing");
   out.otlp_endpoint = tracing.get_string("otlp_endpoint", out.otlp_endpoint);
   tracing.reject_unknown_keys();

@@ -80,7 +80,7 @@ int run(const std::string& config_path, const std::vector<std::string>& command)
   host.add_service(&auth, users::v1::AuthService::service_full_name());
   host.add_service(&user, users::v1::UserService::service_full_name());
   host.start();
-  host.run_until_signal();
+  host.run_until_signal(config.grace_ms, config.drain_delay_ms);
   return 0;
 }
 

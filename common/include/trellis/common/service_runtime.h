@@ -82,9 +82,10 @@ class ServiceHost {
   // address cannot be bound.
   void start();
   int bound_port() const { return bound_port_; }
-  // Blocks until SIGTERM or SIGINT, then reports NOT_SERVING, stops accepting calls and lets
+  // Blocks until SIGTERM or SIGINT, then reports NOT_SERVING (clients that health-check stop
+  // picking this replica), keeps serving for `drain_delay_ms`, stops accepting calls and lets
   // in-flight calls finish for up to `grace_ms`.
-  void run_until_signal(int grace_ms = 10000);
+  void run_until_signal(int grace_ms = 10000, int drain_delay_ms = 0);
 
  private:
   std::string listen_address_;

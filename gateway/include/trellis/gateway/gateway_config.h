@@ -18,7 +18,11 @@ struct GatewayConfig {
   size_t max_header_bytes = 16384;      // request line + headers; larger get 431
   int idle_timeout_ms = 60000;          // keep-alive connection without a request is closed
   int request_read_timeout_ms = 15000;  // a request must arrive completely within this
-  int default_timeout_ms = 5000;        // upstream deadline of routes that set none
+  int default_timeout_ms = 5000;
+  // SIGTERM: /readyz turns 503 at once; requests are still accepted for drain_delay_ms (so that
+  // load balancers notice), then the listener closes and in-flight requests get up to grace_ms.
+  int drain_delay_ms = 0;
+  int grace_ms = 10000;                          // upstream deadline of routes that set none
   std::map<std::string, std::string> upstreams;  // name → host:port
   // Redis (token revocation list).
   std::string redis_host = "127.0.0.1";

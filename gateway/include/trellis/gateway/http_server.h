@@ -38,6 +38,9 @@ class HttpServer {
   int port() const;
   // Stops accepting new connections; open connections finish their current request.
   void stop_accepting();
+  // Shutdown: stops accepting, closes idle keep-alive connections, and makes every other
+  // connection close after its current response.
+  void drain();
   // Requests read but not yet answered.
   int in_flight() const;
 

@@ -33,6 +33,8 @@ struct Config {
   std::string grpc_listen = "127.0.0.1:50051";
   std::string log_level = "info";
   std::string metrics_listen;  // "host:port" of GET /metrics; empty: no metrics endpoint
+  int drain_delay_ms = 0;      // SIGTERM: NOT_SERVING at once, still serving this long (for LBs)
+  int grace_ms = 10000;        // then in-flight calls get this long to finish
   std::string otlp_endpoint;   // "http://host:4318/v1/traces"; empty: spans are not exported
   db::PgOptions database;
   bool migrate_on_start = true;
