@@ -175,6 +175,18 @@ ObjectReader ObjectReader::get_object(const std::string& key) {
   return ObjectReader(value ? *value : nlohmann::json::object(), where_ + "." + key);
 }
 
+std::vector<ObjectReader> ObjectReader::get_object_list(const std::string& key) {
+  const auto* value = find(key);
+  std::vector<ObjectReader> items;
+  if (!value) return items;
+  if (!value->is_array()) fail(key, "must be a list of objects");
+  for (size_t i = 0; i < value->size(); ++i) {
+    if (!(*value)[i].is_object()) fail(key, "must be a list of objects");
+    items.emplace_back((*value)[i], where_ + "." + key + "[" + std::to_string(i) + "]");
+  }
+  return items;
+}
+
 std::vector<std::string> ObjectReader::object_keys(const std::string& key) {
   const auto* value = find(key);
   if (!value) return {};

@@ -5,6 +5,7 @@
 #include "trellis/gateway/filters/auth_filter.h"
 #include "trellis/gateway/filters/local_endpoints_filter.h"
 #include "trellis/gateway/filters/metrics_filter.h"
+#include "trellis/gateway/filters/rate_limit_filter.h"
 #include "trellis/gateway/filters/request_id_filter.h"
 #include "trellis/gateway/filters/request_limits_filter.h"
 #include "trellis/gateway/filters/route_filter.h"
@@ -24,9 +25,13 @@ FilterList build_filter_chain(GatewayServices& s) {
   chain.push_back(std::make_unique<RequestLimitsFilter>(s.config.max_body_bytes));
   chain.push_back(std::make_unique<LocalEndpointsFilter>(s.readiness, s.openapi_json));
   chain.push_back(std::make_unique<RouteFilter>(s.routes));
+  auto limits =
+      std::make_shared<RateLimitState>(s.config.rate_limits, s.redis, s.readiness, s.metrics);
+  chain.push_back(std::make_unique<RateLimitFilter>(RateLimitStage::kBeforeAuth, limits));
   chain.push_back(std::make_unique<AuthFilter>(
       AuthFilterConfig{s.config.issuer, s.config.audience, s.config.leeway_s}, s.keys, s.redis,
       s.metrics));
+  chain.push_back(std::make_unique<RateLimitFilter>(RateLimitStage::kAfterAuth, limits));
   chain.push_back(
       std::make_unique<UpstreamFilter>(s.upstreams, s.config.default_timeout_ms, s.tracer));
   return chain;

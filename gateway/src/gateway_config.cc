@@ -3,6 +3,8 @@
 #include "trellis/common/config.h"
 #include "trellis/common/log.h"
 
+#include <set>
+
 namespace trellis::gateway {
 
 GatewayConfig load_gateway_config(const std::string& path) {
@@ -61,6 +63,42 @@ GatewayConfig load_gateway_config(const std::string& path) {
       static_cast<int>(shutdown.get_int("drain_delay_ms", out.drain_delay_ms, 0, 600000));
   out.grace_ms = static_cast<int>(shutdown.get_int("grace_ms", out.grace_ms, 0, 600000));
   shutdown.reject_unknown_keys();
+
+  auto limits_block = root.get_object("rate_limits");
+  auto& rl = out.rate_limits;
+  rl.replicas = static_cast<int>(limits_block.get_int("replicas", rl.replicas, 1, 1000));
+  rl.trusted_proxies = limits_block.get_string_list("trusted_proxies", rl.trusted_proxies);
+  try {
+    ClientAddressResolver check(rl.trusted_proxies);
+  } catch (const std::invalid_argument& e) {
+    throw config::ConfigError(std::string("gateway.rate_limits.trusted_proxies: ") + e.what());
+  }
+  std::set<std::string> names;
+  for (auto& item : limits_block.get_object_list("policies")) {
+    RateLimitPolicy policy;
+    policy.name = item.require_string("name");
+    if (policy.name.empty() || policy.name.find_first_of("\"\\ ,;:") != std::string::npos ||
+        !names.insert(policy.name).second) {
+      throw config::ConfigError(item.where() +
+                                ".name: must be unique, without spaces, quotes, ,;:");
+    }
+    auto key = item.get_string("key", "ip");
+    if (key == "ip")
+      policy.key = RateLimitKey::kClientIp;
+    else if (key == "user")
+      policy.key = RateLimitKey::kUser;
+    else if (key == "api_key")
+      policy.key = RateLimitKey::kApiKey;
+    else
+      throw config::ConfigError(item.where() + ".key: must be ip, user or api_key");
+    policy.limit = item.get_int("limit", policy.limit, 1, 1000000000);
+    policy.window_s = item.get_int("window_s", policy.window_s, 1, 86400 * 7);
+    policy.burst = item.get_int("burst", std::min<int64_t>(policy.limit, 1), 1, policy.limit);
+    policy.routes = item.get_string_list("routes", policy.routes);
+    item.reject_unknown_keys();
+    rl.policies.push_back(std::move(policy));
+  }
+  limits_block.reject_unknown_keys();
 
   auto tracing = root.get_object("tracing");
   out.otlp_endpoint = tracing.get_string("otlp_endpoint", out.otlp_endpoint);

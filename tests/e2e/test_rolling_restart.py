@@ -2,8 +2,6 @@
 through a real load balancer (Debian's haproxy): two gateway replicas behind haproxy, two users
 replicas behind the gateways (gRPC round robin with health checking)."""
 
-import os
-import signal
 import subprocess
 import tempfile
 import threading
@@ -13,6 +11,7 @@ import uuid
 from pathlib import Path
 
 from harness import Stack, http_request, local
+from replicas import Replica
 
 DRAIN_MS = 600
 
@@ -27,31 +26,6 @@ def wait_for(predicate, timeout=20.0):
             pass
         time.sleep(0.05)
     return False
-
-
-class Replica:
-    """One extra process started from a stack's config file plus environment overrides."""
-
-    def __init__(self, stack, name, overrides, log_path):
-        self.argv = [str(local.binary_path(stack.build_dir, name)), "--config",
-                     str(stack.config_paths[name])]
-        self.env = dict(os.environ, **overrides)
-        self.log_path = log_path
-        self.process = None
-
-    def start(self):
-        self.process = subprocess.Popen(self.argv, env=self.env, stdout=open(self.log_path, "ab"),
-                                        stderr=subprocess.STDOUT)
-
-    def stop(self):
-        if self.process and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                return self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        return self.process.returncode if self.process else None
 
 
 class RollingRestartTest(unittest.TestCase):

@@ -45,6 +45,8 @@ class ObjectReader {
                                            const std::vector<std::string>& default_value);
   // A nested object; an absent key reads as an empty object (all defaults).
   ObjectReader get_object(const std::string& key);
+  // A list of objects (each read strictly by its own reader); absent reads as empty.
+  std::vector<ObjectReader> get_object_list(const std::string& key);
   // Keys of a nested object whose values are objects (e.g. a map of upstreams).
   std::vector<std::string> object_keys(const std::string& key);
   bool has(const std::string& key) const;

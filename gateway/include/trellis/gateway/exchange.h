@@ -39,6 +39,9 @@ struct RequestContext {
   const Route* route = nullptr;
   std::map<std::string, std::string> path_params;  // decoded
   Identity identity;
+  // IETF draft rate-limit fields, accumulated by the rate-limit filters that ran.
+  std::string ratelimit_policy_header;
+  std::string ratelimit_header;
 };
 
 class Filter;

@@ -25,7 +25,7 @@ struct GatewayServices {
   Upstreams& upstreams;
   RedisClient& redis;
   const KeyCache& keys;
-  const Readiness& readiness;
+  Readiness& readiness;
   std::string_view openapi_json;
   metrics::Registry& metrics;
   tracing::Tracer& tracer;

@@ -4,6 +4,8 @@
 #include <map>
 #include <string>
 
+#include "trellis/gateway/rate_limit.h"
+
 namespace trellis::gateway {
 
 struct GatewayConfig {
@@ -34,7 +36,11 @@ struct GatewayConfig {
   std::string jwks_upstream = "users";
   std::string jwks_method = "/trellis.users.v1.AuthService/GetJwks";
   int jwks_refresh_s = 60;
-  int leeway_s = 30;           // clock skew tolerated on exp/nbf
+  int leeway_s = 30;  // clock skew tolerated on exp/nbf
+  // Rate limiting; no policies: no limiting. Example policy:
+  // {"name": "per-ip", "key": "ip"|"user"|"api_key", "limit": 100, "window_s": 60, "burst": 20,
+  //  "routes": ["*"]}
+  RateLimitSettings rate_limits;
   std::string otlp_endpoint;   // "http://host:4318/v1/traces"; empty: spans are not exported
   std::string effective_json;  // merged file + environment, secrets redacted, for the log
 };
