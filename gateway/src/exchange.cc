@@ -35,6 +35,14 @@ void Exchange::respond_error(int status, std::string_view code, std::string_view
   respond(json_error(status, code, message, context.request_id));
 }
 
+void Exchange::post_after(std::chrono::milliseconds delay, std::function<void()> work) {
+  if (scheduler_) {
+    scheduler_(delay, std::move(work));
+  } else {
+    post(std::move(work));
+  }
+}
+
 void Exchange::post(std::function<void()> work) {
   poster_(std::move(work));
 }

@@ -32,8 +32,9 @@ FilterList build_filter_chain(GatewayServices& s) {
       AuthFilterConfig{s.config.issuer, s.config.audience, s.config.leeway_s}, s.keys, s.redis,
       s.metrics));
   chain.push_back(std::make_unique<RateLimitFilter>(RateLimitStage::kAfterAuth, limits));
-  chain.push_back(
-      std::make_unique<UpstreamFilter>(s.upstreams, s.config.default_timeout_ms, s.tracer));
+  chain.push_back(std::make_unique<UpstreamFilter>(
+      s.upstreams, s.config.default_timeout_ms, s.tracer,
+      std::make_shared<UpstreamGuards>(s.config.upstream_policies, s.metrics)));
   return chain;
 }
 

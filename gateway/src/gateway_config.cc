@@ -48,6 +48,20 @@ GatewayConfig load_gateway_config(const std::string& path) {
   for (const auto& name : root.object_keys("upstreams")) {
     auto upstream = upstreams.get_object(name);
     out.upstreams[name] = upstream.require_string("target");
+    UpstreamPolicy policy;
+    policy.max_in_flight =
+        static_cast<int>(upstream.get_int("max_in_flight", policy.max_in_flight, 1, 1000000));
+    policy.max_retries =
+        static_cast<int>(upstream.get_int("max_retries", policy.max_retries, 0, 10));
+    policy.retry_backoff_ms =
+        static_cast<int>(upstream.get_int("retry_backoff_ms", policy.retry_backoff_ms, 1, 10000));
+    policy.retry_budget_ratio =
+        static_cast<double>(upstream.get_int("retry_budget_percent", 20, 0, 100)) / 100.0;
+    policy.breaker_failures =
+        static_cast<int>(upstream.get_int("breaker_failures", policy.breaker_failures, 1, 1000000));
+    policy.breaker_open_ms =
+        static_cast<int>(upstream.get_int("breaker_open_ms", policy.breaker_open_ms, 1, 3600000));
+    out.upstream_policies[name] = policy;
     upstream.reject_unknown_keys();
   }
 

@@ -7,6 +7,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
@@ -131,6 +132,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
         [self](std::function<void()> work) {
           asio::post(self->stream_.get_executor(), std::move(work));
         });
+    exchange->set_scheduler([self](std::chrono::milliseconds delay, std::function<void()> work) {
+      auto timer = std::make_shared<asio::steady_timer>(self->stream_.get_executor(), delay);
+      timer->async_wait([timer, work = std::move(work)](beast::error_code) { work(); });
+    });
     exchange->start();
   }
 

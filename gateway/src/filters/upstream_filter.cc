@@ -2,6 +2,10 @@
 
 #include <strings.h>
 
+#include <algorithm>
+#include <cctype>
+#include <random>
+
 #include "trellis/common/service_metadata.h"
 #include "trellis/gateway/route_table.h"
 #include "trellis/gateway/status_mapping.h"
@@ -57,24 +61,43 @@ void UpstreamFilter::on_request(const ExchangePtr& exchange) {
     return;
   }
 
-  UpstreamCall call;
-  call.method = route->grpc_method;
-  call.payload = std::move(transcoded.payload);
-  call.timeout =
-      std::chrono::milliseconds(route->timeout_ms > 0 ? route->timeout_ms : default_timeout_ms_);
-  // The call is a client span, child of the request's server span; the service continues it.
-  tracing::Span span;
-  span.trace_id = context.trace.trace_id;
-  span.span_id = trace::random_hex(8);
-  span.parent_span_id = context.trace.span_id;
-  span.name = route->grpc_method;
-  span.kind = tracing::SpanKind::kClient;
-  span.start_unix_nanos = tracing::now_unix_nanos();
-  trace::TraceContext callee = context.trace;
-  callee.span_id = span.span_id;
-  auto& metadata = call.metadata;
+  int route_timeout_ms = route->timeout_ms > 0 ? route->timeout_ms : default_timeout_ms_;
+  auto requested = request.header("x-request-timeout");
+  int timeout_ms = route_timeout_ms;
+  if (!requested.empty()) {
+    auto client_ms = parse_request_timeout_ms(requested);
+    if (client_ms <= 0) {
+      exchange->respond_error(400, "invalid_argument",
+                              "X-Request-Timeout must be a duration like 250ms or 2s");
+      return;
+    }
+    timeout_ms = std::min(timeout_ms, client_ms);  // a client may ask for less, never more
+  }
+
+  auto* guard = guards_->find(route->upstream);
+  int64_t retry_after_ms = 0;
+  auto admission =
+      guard ? guard->admit(now_ms(), retry_after_ms) : UpstreamGuard::Admission::kAdmitted;
+  if (admission != UpstreamGuard::Admission::kAdmitted) {
+    bool open = admission == UpstreamGuard::Admission::kCircuitOpen;
+    guards_->count_rejection(route->upstream, open ? "circuit_open" : "overloaded");
+    auto response = json_error(503, open ? "circuit_open" : "overloaded",
+                               open ? "the " + route->upstream + " service is failing; retry later"
+                                    : "too many requests in flight; retry later",
+                               context.request_id);
+    response.headers.emplace_back("Retry-After", std::to_string((retry_after_ms + 999) / 1000));
+    exchange->respond(std::move(response));
+    return;
+  }
+
+  auto attempt = std::make_shared<Attempt>();
+  attempt->exchange = exchange;
+  attempt->route = route;
+  attempt->guard = guard;
+  attempt->payload = std::move(transcoded.payload);
+  attempt->deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  auto& metadata = attempt->metadata;
   metadata.emplace_back(std::string(trace::kRequestIdHeader), context.request_id);
-  metadata.emplace_back(std::string(trace::kTraceparentHeader), callee.traceparent());
   if (!idempotency_key.empty()) {
     metadata.emplace_back(std::string(service::kIdempotencyKey), std::string(idempotency_key));
   }
@@ -89,44 +112,177 @@ void UpstreamFilter::on_request(const ExchangePtr& exchange) {
     metadata.emplace_back(std::string(service::kTokenExpiresKey),
                           std::to_string(identity.expires_at));
   }
+  send(attempt);
+}
+
+void UpstreamFilter::send(const std::shared_ptr<Attempt>& attempt) {
+  const auto& context = attempt->exchange->context;
+  const auto* route = attempt->route;
+  auto remaining = std::chrono::duration_cast<std::chrono::milliseconds>(
+      attempt->deadline - std::chrono::steady_clock::now());
+  if (remaining.count() <= 0) {
+    UpstreamResult expired;
+    expired.code = 4;  // DEADLINE_EXCEEDED
+    expired.message = "deadline exceeded before the call could be made";
+    complete(attempt, std::move(expired));
+    return;
+  }
+  UpstreamCall call;
+  call.method = route->grpc_method;
+  call.payload = attempt->payload;
+  call.timeout = remaining;
+  call.metadata = attempt->metadata;
+  // Each attempt is a client span, child of the request's server span; the service continues it.
+  tracing::Span span;
+  span.trace_id = context.trace.trace_id;
+  span.span_id = trace::random_hex(8);
+  span.parent_span_id = context.trace.span_id;
+  span.name = route->grpc_method;
+  span.kind = tracing::SpanKind::kClient;
+  span.start_unix_nanos = tracing::now_unix_nanos();
+  trace::TraceContext callee = context.trace;
+  callee.span_id = span.span_id;
+  call.metadata.emplace_back(std::string(trace::kTraceparentHeader), callee.traceparent());
 
   auto* tracer = tracer_.enabled() ? &tracer_ : nullptr;
-  upstreams_.call(
-      route->upstream, std::move(call),
-      [exchange, route, tracer, span = std::move(span)](UpstreamResult result) mutable {
-        if (tracer) {
-          span.end_unix_nanos = tracing::now_unix_nanos();
-          span.attributes = {{"rpc.system", "grpc"},
-                             {"rpc.method", route->grpc_method},
-                             {"rpc.grpc.status_code", std::to_string(result.code)}};
-          span.error = result.code != 0 && http_status_for_grpc(result.code) >= 500;
-          tracer->record(std::move(span));
-        }
-        exchange->post([exchange, route, result = std::move(result)] {
-          if (result.code != 0) {
-            int status =
-                result.http_status ? result.http_status : http_status_for_grpc(result.code);
-            std::string_view code =
-                result.http_status ? result.error_code : error_code_for_grpc(result.code);
-            exchange->respond_error(
-                status, code, result.message.empty() ? "upstream call failed" : result.message);
-            return;
-          }
-          if (route->success_status == 204) {
-            HttpResponse response;
-            response.status = 204;
-            exchange->respond(std::move(response));
-            return;
-          }
-          std::string json;
-          if (!response_to_json(*route, result.payload, json)) {
-            exchange->context.log.error("unreadable upstream response", {{"rpc", route->rpc_name}});
-            exchange->respond_error(502, "bad_gateway", "the service sent an unreadable response");
-            return;
-          }
-          exchange->respond(json_response(route->success_status, std::move(json)));
-        });
-      });
+  upstreams_.call(route->upstream, std::move(call),
+                  [this, attempt, tracer, span = std::move(span)](UpstreamResult result) mutable {
+                    if (tracer) {
+                      span.end_unix_nanos = tracing::now_unix_nanos();
+                      span.attributes = {{"rpc.system", "grpc"},
+                                         {"rpc.method", attempt->route->grpc_method},
+                                         {"rpc.grpc.status_code", std::to_string(result.code)},
+                                         {"attempt", std::to_string(attempt->retries + 1)}};
+                      span.error = result.code != 0 && http_status_for_grpc(result.code) >= 500;
+                      tracer->record(std::move(span));
+                    }
+                    attempt->exchange->post([this, attempt, result = std::move(result)]() mutable {
+                      on_result(attempt, std::move(result));
+                    });
+                  });
+}
+
+void UpstreamFilter::on_result(const std::shared_ptr<Attempt>& attempt, UpstreamResult result) {
+  constexpr int kUnavailable = 14;
+  const auto* route = attempt->route;
+  // Only calls that are safe to repeat, only when the service was not reached, within the budget
+  // and never past the deadline.
+  if (result.code == kUnavailable && route->http_method == "GET" && attempt->guard &&
+      attempt->retries < attempt->guard->policy().max_retries) {
+    auto ceiling = attempt->guard->policy().retry_backoff_ms << attempt->retries;
+    auto backoff = std::chrono::milliseconds(jitter(ceiling));
+    if (std::chrono::steady_clock::now() + backoff < attempt->deadline &&
+        attempt->guard->take_retry()) {
+      ++attempt->retries;
+      guards_->count_retry(route->upstream);
+      attempt->exchange->post_after(backoff, [this, attempt] { send(attempt); });
+      return;
+    }
+  }
+  complete(attempt, std::move(result));
+}
+
+void UpstreamFilter::complete(const std::shared_ptr<Attempt>& attempt, UpstreamResult result) {
+  constexpr int kDeadlineExceeded = 4, kUnavailable = 14;
+  if (attempt->guard) {
+    attempt->guard->finish(result.code == kUnavailable || result.code == kDeadlineExceeded,
+                           now_ms());
+    guards_->publish_state(attempt->route->upstream);
+  }
+  auto& exchange = attempt->exchange;
+  const auto* route = attempt->route;
+  if (result.code != 0) {
+    int status = result.http_status ? result.http_status : http_status_for_grpc(result.code);
+    std::string_view code =
+        result.http_status ? result.error_code : error_code_for_grpc(result.code);
+    exchange->respond_error(status, code,
+                            result.message.empty() ? "upstream call failed" : result.message);
+    return;
+  }
+  if (route->success_status == 204) {
+    HttpResponse response;
+    response.status = 204;
+    exchange->respond(std::move(response));
+    return;
+  }
+  std::string json;
+  if (!response_to_json(*route, result.payload, json)) {
+    exchange->context.log.error("unreadable upstream response", {{"rpc", route->rpc_name}});
+    exchange->respond_error(502, "bad_gateway", "the service sent an unreadable response");
+    return;
+  }
+  exchange->respond(json_response(route->success_status, std::move(json)));
+}
+
+int parse_request_timeout_ms(std::string_view text) {
+  int64_t value = 0;
+  size_t digits = 0;
+  while (digits < text.size() && digits < 9 &&
+         std::isdigit(static_cast<unsigned char>(text[digits]))) {
+    value = value * 10 + (text[digits] - '0');
+    ++digits;
+  }
+  if (digits == 0) return -1;
+  auto unit = text.substr(digits);
+  if (unit.empty() || unit == "ms") return value > 0 ? static_cast<int>(value) : -1;
+  if (unit == "s" && value <= 86400) return value > 0 ? static_cast<int>(value * 1000) : -1;
+  return -1;
+}
+
+int64_t UpstreamFilter::now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+int UpstreamFilter::jitter(int ceiling_ms) {
+  // Full jitter: uniform in [ceiling/2, ceiling], so that retries of many clients spread out.
+  thread_local std::mt19937 random{std::random_device{}()};
+  return std::uniform_int_distribution<int>(std::max(1, ceiling_ms / 2),
+                                            std::max(1, ceiling_ms))(random);
+}
+
+}  // namespace trellis::gateway
+
+namespace trellis::gateway {
+
+UpstreamGuards::UpstreamGuards(const std::map<std::string, UpstreamPolicy>& policies,
+                               metrics::Registry& registry)
+    : rejections_(registry.counter("gateway_upstream_rejections_total",
+                                   "Requests refused before reaching an upstream",
+                                   {"upstream", "reason"})),
+      retries_(registry.counter("gateway_upstream_retries_total", "Retried upstream calls",
+                                {"upstream"})),
+      circuit_(registry.gauge("gateway_circuit_state",
+                              "Circuit breaker state: 0 closed, 1 half-open, 2 open",
+                              {"upstream"})) {
+  for (const auto& [name, policy] : policies) {
+    guards_.emplace(name, std::make_unique<UpstreamGuard>(policy));
+    circuit_.with({name}).set(0);
+  }
+}
+
+UpstreamGuard* UpstreamGuards::find(const std::string& upstream) {
+  auto it = guards_.find(upstream);
+  return it == guards_.end() ? nullptr : it->second.get();
+}
+
+void UpstreamGuards::count_rejection(const std::string& upstream, const std::string& reason) {
+  rejections_.with({upstream, reason}).inc();
+  publish_state(upstream);
+}
+
+void UpstreamGuards::count_retry(const std::string& upstream) {
+  retries_.with({upstream}).inc();
+}
+
+void UpstreamGuards::publish_state(const std::string& upstream) {
+  if (auto* guard = find(upstream)) {
+    auto now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                   std::chrono::steady_clock::now().time_since_epoch())
+                   .count();
+    circuit_.with({upstream}).set(static_cast<int64_t>(guard->state(now)));
+  }
 }
 
 }  // namespace trellis::gateway

@@ -50,6 +50,7 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
  public:
   using Sink = std::function<void(HttpResponse&)>;
   using Poster = std::function<void(std::function<void()>)>;
+  using Scheduler = std::function<void(std::chrono::milliseconds, std::function<void()>)>;
 
   Exchange(HttpRequest request, const std::vector<std::unique_ptr<Filter>>& filters, Sink sink,
            Poster poster);
@@ -69,6 +70,10 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
   // Runs `work` on the connection's executor; used to resume after an asynchronous operation
   // completed on a foreign thread (gRPC, Redis).
   void post(std::function<void()> work);
+  // Runs `work` on the connection's executor after `delay` (e.g. a retry backoff) without
+  // blocking a thread. Without a scheduler (unit tests) it runs at once.
+  void post_after(std::chrono::milliseconds delay, std::function<void()> work);
+  void set_scheduler(Scheduler scheduler) { scheduler_ = std::move(scheduler); }
 
   bool responded() const { return responded_; }
 
@@ -76,6 +81,7 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
   const std::vector<std::unique_ptr<Filter>>& filters_;
   Sink sink_;
   Poster poster_;
+  Scheduler scheduler_;
   size_t entered_ = 0;
   bool responded_ = false;
 };

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "trellis/gateway/rate_limit.h"
+#include "trellis/gateway/upstream_guard.h"
 
 namespace trellis::gateway {
 
@@ -25,7 +26,8 @@ struct GatewayConfig {
   // load balancers notice), then the listener closes and in-flight requests get up to grace_ms.
   int drain_delay_ms = 0;
   int grace_ms = 10000;                          // upstream deadline of routes that set none
-  std::map<std::string, std::string> upstreams;  // name → host:port
+  std::map<std::string, std::string> upstreams;  // name → gRPC target (host:port, ipv4:a,b, dns:)
+  std::map<std::string, UpstreamPolicy> upstream_policies;  // see upstream_guard.h
   // Redis (token revocation list).
   std::string redis_host = "127.0.0.1";
   int redis_port = 6379;
