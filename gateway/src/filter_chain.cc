@@ -3,6 +3,8 @@
 #include "trellis/gateway/filters/access_log_filter.h"
 #include "trellis/gateway/filters/admin_endpoints_filter.h"
 #include "trellis/gateway/filters/auth_filter.h"
+#include "trellis/gateway/filters/compression_filter.h"
+#include "trellis/gateway/filters/cors_filter.h"
 #include "trellis/gateway/filters/local_endpoints_filter.h"
 #include "trellis/gateway/filters/metrics_filter.h"
 #include "trellis/gateway/filters/rate_limit_filter.h"
@@ -22,9 +24,11 @@ FilterList build_filter_chain(GatewayServices& s) {
   chain.push_back(std::make_unique<TracingFilter>(s.tracer));
   chain.push_back(std::make_unique<MetricsFilter>(s.metrics));
   chain.push_back(std::make_unique<AccessLogFilter>());
+  chain.push_back(std::make_unique<CompressionFilter>(s.config.gzip_min_bytes));
   chain.push_back(std::make_unique<RequestLimitsFilter>(s.config.max_body_bytes));
+  chain.push_back(std::make_unique<CorsFilter>(s.config.cors));
   chain.push_back(std::make_unique<LocalEndpointsFilter>(s.readiness, s.openapi_json));
-  chain.push_back(std::make_unique<RouteFilter>(s.routes));
+  chain.push_back(std::make_unique<RouteFilter>(s.routes, s.config.route_body_limits));
   auto limits =
       std::make_shared<RateLimitState>(s.config.rate_limits, s.redis, s.readiness, s.metrics);
   chain.push_back(std::make_unique<RateLimitFilter>(RateLimitStage::kBeforeAuth, limits));

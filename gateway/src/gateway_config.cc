@@ -3,6 +3,7 @@
 #include "trellis/common/config.h"
 #include "trellis/common/log.h"
 
+#include <algorithm>
 #include <set>
 
 namespace trellis::gateway {
@@ -39,6 +40,20 @@ GatewayConfig load_gateway_config(const std::string& path) {
       static_cast<int>(limits.get_int("idle_timeout_ms", out.idle_timeout_ms, 100, 3600000));
   out.request_read_timeout_ms = static_cast<int>(
       limits.get_int("request_read_timeout_ms", out.request_read_timeout_ms, 100, 600000));
+  out.header_timeout_ms =
+      static_cast<int>(limits.get_int("header_timeout_ms", out.header_timeout_ms, 100, 600000));
+  out.max_connections =
+      static_cast<int>(limits.get_int("max_connections", out.max_connections, 1, 10000000));
+  out.gzip_min_bytes = static_cast<size_t>(
+      limits.get_int("gzip_min_bytes", static_cast<int64_t>(out.gzip_min_bytes), 0, 1 << 30));
+  auto body_limits = limits.get_object("route_body_bytes");
+  auto body_limit_items = merged.value("limits", nlohmann::json::object())
+                              .value("route_body_bytes", nlohmann::json::object());
+  for (const auto& [pattern, value] : body_limit_items.items()) {
+    out.route_body_limits[pattern] = static_cast<size_t>(
+        body_limits.get_int(pattern, 0, 0, static_cast<int64_t>(out.max_body_bytes)));
+  }
+  body_limits.reject_unknown_keys();
   limits.reject_unknown_keys();
 
   out.default_timeout_ms =
@@ -113,6 +128,18 @@ GatewayConfig load_gateway_config(const std::string& path) {
     rl.policies.push_back(std::move(policy));
   }
   limits_block.reject_unknown_keys();
+
+  auto cors = root.get_object("cors");
+  out.cors.allowed_origins = cors.get_string_list("allowed_origins", out.cors.allowed_origins);
+  out.cors.allowed_headers = cors.get_string_list("allowed_headers", out.cors.allowed_headers);
+  out.cors.max_age_s = static_cast<int>(cors.get_int("max_age_s", out.cors.max_age_s, 0, 86400));
+  out.cors.allow_credentials = cors.get_bool("allow_credentials", out.cors.allow_credentials);
+  if (out.cors.allow_credentials &&
+      std::find(out.cors.allowed_origins.begin(), out.cors.allowed_origins.end(), "*") !=
+          out.cors.allowed_origins.end()) {
+    throw config::ConfigError("gateway.cors: allow_credentials cannot be used with origin \"*\"");
+  }
+  cors.reject_unknown_keys();
 
   auto tracing = root.get_object("tracing");
   out.otlp_endpoint = tracing.get_string("otlp_endpoint", out.otlp_endpoint);

@@ -30,6 +30,8 @@ struct Limits {
   size_t max_header_bytes;
   std::chrono::milliseconds idle_timeout;
   std::chrono::milliseconds read_timeout;
+  std::chrono::milliseconds header_timeout;
+  int max_connections;
 };
 
 namespace {
@@ -39,16 +41,20 @@ namespace {
 class Connection : public std::enable_shared_from_this<Connection> {
  public:
   Connection(tcp::socket socket, const Limits& limits, const FilterList& filters,
-             std::atomic<int>& in_flight, const std::atomic<bool>& draining)
+             std::atomic<int>& in_flight, const std::atomic<bool>& draining,
+             std::atomic<int>& open_connections)
       : stream_(std::move(socket)),
         limits_(limits),
         filters_(filters),
         in_flight_(in_flight),
-        draining_(draining) {
+        draining_(draining),
+        open_connections_(open_connections) {
     beast::error_code ec;
     auto endpoint = stream_.socket().remote_endpoint(ec);
     if (!ec) remote_ = endpoint.address().to_string();
   }
+
+  ~Connection() { --open_connections_; }
 
   void start() {
     asio::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->read_header(); });
@@ -69,8 +75,22 @@ class Connection : public std::enable_shared_from_this<Connection> {
     parser_.emplace();
     parser_->header_limit(static_cast<std::uint32_t>(limits_.max_header_bytes));
     parser_->body_limit(limits_.max_body_bytes);
-    // An idle keep-alive connection, or a client that trickles its headers, is closed.
+    if (!idle_) return read_rest_of_header();
+    // Waiting for the next request may take up to the idle timeout...
     stream_.expires_after(limits_.idle_timeout);
+    stream_.async_read_some(buffer_.prepare(4096),
+                            [self = shared_from_this()](beast::error_code ec, size_t n) {
+                              self->idle_ = false;
+                              if (ec) return self->close();
+                              self->buffer_.commit(n);
+                              self->read_rest_of_header();
+                            });
+  }
+
+  // ...but once it started, the whole header block must arrive within the header timeout, so a
+  // client trickling bytes (slowloris) cannot hold a connection for long.
+  void read_rest_of_header() {
+    stream_.expires_after(limits_.header_timeout);
     http::async_read_header(
         stream_, buffer_, *parser_,
         [self = shared_from_this()](beast::error_code ec, size_t) { self->on_header(ec); });
@@ -194,6 +214,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   const FilterList& filters_;
   std::atomic<int>& in_flight_;
   const std::atomic<bool>& draining_;
+  std::atomic<int>& open_connections_;
   bool idle_ = false;
   std::string remote_;
   bool keep_alive_ = true;
@@ -208,27 +229,38 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
         config(std::move(settings)),
         filters(filters),
         acceptor(asio::make_strand(io)),
-        limits{config.max_body_bytes, config.max_header_bytes,
+        limits{config.max_body_bytes,
+               config.max_header_bytes,
                std::chrono::milliseconds(config.idle_timeout_ms),
-               std::chrono::milliseconds(config.request_read_timeout_ms)} {}
+               std::chrono::milliseconds(config.request_read_timeout_ms),
+               std::chrono::milliseconds(config.header_timeout_ms),
+               config.max_connections} {}
 
   void accept() {
-    acceptor.async_accept(asio::make_strand(io), [self = shared_from_this()](beast::error_code ec,
-                                                                             tcp::socket socket) {
-      if (ec == asio::error::operation_aborted || !self->acceptor.is_open()) {
-        return;
-      }
-      if (!ec) {
-        socket.set_option(tcp::no_delay(true), ec);
-        auto connection = std::make_shared<Connection>(
-            std::move(socket), self->limits, self->filters, self->in_flight, self->draining);
-        self->track(connection);
-        connection->start();
-      } else {
-        log::warn("accept failed", {{"error", ec.message()}});
-      }
-      self->accept();
-    });
+    acceptor.async_accept(asio::make_strand(io),
+                          [self = shared_from_this()](beast::error_code ec, tcp::socket socket) {
+                            if (ec == asio::error::operation_aborted || !self->acceptor.is_open()) {
+                              return;
+                            }
+                            if (!ec && self->open_connections >= self->limits.max_connections) {
+                              // At the cap: close at once rather than let memory grow without
+                              // bound; clients and load balancers retry elsewhere.
+                              beast::error_code ignored;
+                              socket.close(ignored);
+                              ++self->refused_connections;
+                            } else if (!ec) {
+                              ++self->open_connections;
+                              socket.set_option(tcp::no_delay(true), ec);
+                              auto connection = std::make_shared<Connection>(
+                                  std::move(socket), self->limits, self->filters, self->in_flight,
+                                  self->draining, self->open_connections);
+                              self->track(connection);
+                              connection->start();
+                            } else {
+                              log::warn("accept failed", {{"error", ec.message()}});
+                            }
+                            self->accept();
+                          });
   }
 
   void track(const std::shared_ptr<Connection>& connection) {
@@ -259,6 +291,8 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
   Limits limits;
   std::atomic<int> in_flight{0};
   std::atomic<bool> draining{false};
+  std::atomic<int> open_connections{0};
+  std::atomic<uint64_t> refused_connections{0};
   std::mutex connections_mutex;
   std::vector<std::weak_ptr<Connection>> connections;
   size_t live_estimate = 0;
@@ -266,8 +300,20 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
 };
 
 ListenerSettings public_listener(const GatewayConfig& config) {
-  return {config.listen_address,   config.listen_port,     config.max_body_bytes,
-          config.max_header_bytes, config.idle_timeout_ms, config.request_read_timeout_ms};
+  ListenerSettings settings;
+  settings.address = config.listen_address;
+  settings.port = config.listen_port;
+  settings.max_body_bytes = config.max_body_bytes;
+  settings.max_header_bytes = config.max_header_bytes;
+  settings.idle_timeout_ms = config.idle_timeout_ms;
+  settings.request_read_timeout_ms = config.request_read_timeout_ms;
+  settings.header_timeout_ms = config.header_timeout_ms;
+  settings.max_connections = config.max_connections;
+  return settings;
+}
+
+int HttpServer::open_connections() const {
+  return impl_->open_connections.load();
 }
 
 HttpServer::HttpServer(asio::io_context& io, ListenerSettings settings, const FilterList& filters)

@@ -7,15 +7,13 @@
 #include <cstring>
 #include <stdexcept>
 
+#include "trellis/gateway/route_table.h"
+
 namespace trellis::gateway {
 
 bool RateLimitPolicy::applies_to(const std::string& route_template) const {
   for (const auto& pattern : routes) {
-    if (pattern == "*" || pattern == route_template) return true;
-    if (!pattern.empty() && pattern.back() == '*' &&
-        route_template.rfind(pattern.substr(0, pattern.size() - 1), 0) == 0) {
-      return true;
-    }
+    if (route_pattern_matches(pattern, route_template)) return true;
   }
   return false;
 }

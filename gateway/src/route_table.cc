@@ -122,6 +122,12 @@ bool PathTemplate::match(std::string_view path, std::map<std::string, std::strin
   return true;
 }
 
+bool route_pattern_matches(std::string_view pattern, std::string_view route_template) {
+  if (pattern == "*" || pattern == route_template) return true;
+  return !pattern.empty() && pattern.back() == '*' &&
+         route_template.substr(0, pattern.size() - 1) == pattern.substr(0, pattern.size() - 1);
+}
+
 RouteTable RouteTable::from_linked_protos() {
   return from_proto_files(trellis::proto::all_files());
 }

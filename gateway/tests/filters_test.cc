@@ -8,6 +8,8 @@
 
 #include "trellis/gateway/filters/admin_endpoints_filter.h"
 #include "trellis/gateway/filters/auth_filter.h"
+#include "trellis/gateway/filters/compression_filter.h"
+#include "trellis/gateway/filters/cors_filter.h"
 #include "trellis/gateway/filters/local_endpoints_filter.h"
 #include "trellis/gateway/filters/metrics_filter.h"
 #include "trellis/gateway/filters/request_id_filter.h"
@@ -271,6 +273,84 @@ TEST(AdminEndpointsFilter, ServesMetricsAndHealth) {
   auto other =
       run(std::make_unique<AdminEndpointsFilter>(registry, readiness), get("/v1/users/me"));
   EXPECT_EQ(other.response.status, 404);
+}
+
+}  // namespace
+}  // namespace trellis::gateway
+
+namespace trellis::gateway {
+namespace {
+
+TEST(CompressionFilter, AcceptEncodingParsing) {
+  EXPECT_TRUE(accepts_gzip("gzip"));
+  EXPECT_TRUE(accepts_gzip("br, GZIP;q=0.5"));
+  EXPECT_TRUE(accepts_gzip("*"));
+  EXPECT_FALSE(accepts_gzip("gzip;q=0"));
+  EXPECT_FALSE(accepts_gzip("gzip;q=0.000"));
+  EXPECT_FALSE(accepts_gzip("br, deflate"));
+  EXPECT_FALSE(accepts_gzip(""));
+}
+
+// Answers with a fixed body, as an upstream would.
+class Answer final : public Filter {
+ public:
+  explicit Answer(std::string body) : body_(std::move(body)) {}
+  std::string_view name() const override { return "answer"; }
+  void on_request(const ExchangePtr& exchange) override {
+    exchange->respond(json_response(200, body_));
+  }
+
+ private:
+  std::string body_;
+};
+
+TEST(CompressionFilter, CompressesLargeJsonWhenAccepted) {
+  auto request = get("/x");
+  request.headers.emplace_back("Accept-Encoding", "gzip");
+  std::string big = "{\"items\":[" + std::string(4000, '1') + "]}";
+  std::vector<std::unique_ptr<Filter>> chain;
+  chain.push_back(std::make_unique<CompressionFilter>(1024));
+  chain.push_back(std::make_unique<Answer>(big));
+  HttpResponse sent;
+  auto exchange = std::make_shared<Exchange>(
+      request, chain, [&](HttpResponse& r) { sent = r; }, [](std::function<void()> w) { w(); });
+  exchange->start();
+  EXPECT_EQ(sent.header("content-encoding"), "gzip");
+  EXPECT_LT(sent.body.size(), big.size() / 10);
+  EXPECT_EQ(static_cast<unsigned char>(sent.body[0]), 0x1f);  // gzip magic
+  EXPECT_NE(sent.header("vary").find("Accept-Encoding"), std::string_view::npos);
+
+  request.headers.clear();  // not accepted: sent as is, but still marked as varying
+  HttpResponse plain;
+  auto second = std::make_shared<Exchange>(
+      request, chain, [&](HttpResponse& r) { plain = r; }, [](std::function<void()> w) { w(); });
+  second->start();
+  EXPECT_EQ(plain.body, big);
+  EXPECT_EQ(plain.header("content-encoding"), "");
+}
+
+TEST(CorsFilter, PreflightAndOriginHeaders) {
+  CorsSettings settings;
+  settings.allowed_origins = {"https://app.example.com"};
+  auto preflight = get("/v1/users/me");
+  preflight.method = "OPTIONS";
+  preflight.headers = {{"Origin", "https://app.example.com"},
+                       {"Access-Control-Request-Method", "PATCH"}};
+  auto ok = run(std::make_unique<CorsFilter>(settings), preflight);
+  EXPECT_FALSE(ok.reached_terminal);  // answered before routing and auth
+  EXPECT_EQ(ok.response.status, 204);
+  EXPECT_EQ(ok.response.header("access-control-allow-origin"), "https://app.example.com");
+  EXPECT_NE(ok.response.header("access-control-allow-methods").find("PATCH"), std::string::npos);
+  preflight.headers[0].second = "https://evil.example.com";
+  auto denied = run(std::make_unique<CorsFilter>(settings), preflight);
+  EXPECT_EQ(denied.response.status, 403);
+  EXPECT_EQ(denied.response.header("access-control-allow-origin"), "");
+  auto simple = get("/v1/users/me");
+  simple.headers = {{"Origin", "https://app.example.com"}};
+  auto passed = run(std::make_unique<CorsFilter>(settings), simple);
+  EXPECT_TRUE(passed.reached_terminal);
+  EXPECT_EQ(passed.response.header("access-control-allow-origin"), "https://app.example.com");
+  EXPECT_EQ(passed.response.header("vary"), "Origin");
 }
 
 }  // namespace

@@ -7,6 +7,16 @@ namespace trellis::gateway {
 void RouteFilter::on_request(const ExchangePtr& exchange) {
   auto match = routes_.match(exchange->request.method, exchange->request.path);
   if (match.route) {
+    for (const auto& [pattern, limit] : body_limits_) {
+      if (route_pattern_matches(pattern, match.route->path.text) &&
+          exchange->request.body.size() > limit) {
+        exchange->context.route = match.route;
+        exchange->respond_error(
+            413, "payload_too_large",
+            "request body exceeds " + std::to_string(limit) + " bytes for this route");
+        return;
+      }
+    }
     exchange->context.route = match.route;
     exchange->context.path_params = std::move(match.params);
     exchange->next();

@@ -4,6 +4,7 @@
 #include <map>
 #include <string>
 
+#include "trellis/gateway/filters/cors_filter.h"
 #include "trellis/gateway/rate_limit.h"
 #include "trellis/gateway/upstream_guard.h"
 
@@ -21,6 +22,10 @@ struct GatewayConfig {
   size_t max_header_bytes = 16384;      // request line + headers; larger get 431
   int idle_timeout_ms = 60000;          // keep-alive connection without a request is closed
   int request_read_timeout_ms = 15000;  // a request must arrive completely within this
+  int header_timeout_ms = 10000;        // once a request started, its headers within this
+  int max_connections = 10000;
+  size_t gzip_min_bytes = 1024;  // responses at least this large are gzipped when accepted; 0: off
+                                 // // open client connections; more are closed at accept
   int default_timeout_ms = 5000;
   // SIGTERM: /readyz turns 503 at once; requests are still accepted for drain_delay_ms (so that
   // load balancers notice), then the listener closes and in-flight requests get up to grace_ms.
@@ -43,6 +48,11 @@ struct GatewayConfig {
   // {"name": "per-ip", "key": "ip"|"user"|"api_key", "limit": 100, "window_s": 60, "burst": 20,
   //  "routes": ["*"]}
   RateLimitSettings rate_limits;
+  // CORS: cors.allowed_origins (empty: no CORS headers), allowed_headers, max_age_s,
+  // allow_credentials (refused together with "*").
+  CorsSettings cors;
+  // Smaller body limits for some routes: {"/v1/auth/*": 4096}; the global limit still applies.
+  std::map<std::string, size_t> route_body_limits;
   std::string otlp_endpoint;   // "http://host:4318/v1/traces"; empty: spans are not exported
   std::string effective_json;  // merged file + environment, secrets redacted, for the log
 };

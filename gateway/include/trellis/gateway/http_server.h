@@ -25,6 +25,8 @@ struct ListenerSettings {
   size_t max_header_bytes = 16384;
   int idle_timeout_ms = 60000;
   int request_read_timeout_ms = 15000;
+  int header_timeout_ms = 10000;
+  int max_connections = 10000;
 };
 
 ListenerSettings public_listener(const GatewayConfig& config);
@@ -41,6 +43,7 @@ class HttpServer {
   // Shutdown: stops accepting, closes idle keep-alive connections, and makes every other
   // connection close after its current response.
   void drain();
+  int open_connections() const;
   // Requests read but not yet answered.
   int in_flight() const;
 

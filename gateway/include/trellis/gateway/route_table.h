@@ -51,6 +51,10 @@ struct Route {
   const google::protobuf::Descriptor* output = nullptr;
 };
 
+// Route selection in configuration: "*" (all), an exact template ("/v1/users/{id}"), or a prefix
+// ending in '*' ("/v1/auth/*").
+bool route_pattern_matches(std::string_view pattern, std::string_view route_template);
+
 struct RouteMatch {
   const Route* route = nullptr;
   std::map<std::string, std::string> params;
