@@ -3,6 +3,7 @@
 #include "trellis/gateway/filters/access_log_filter.h"
 #include "trellis/gateway/filters/admin_endpoints_filter.h"
 #include "trellis/gateway/filters/auth_filter.h"
+#include "trellis/gateway/filters/cache_filter.h"
 #include "trellis/gateway/filters/compression_filter.h"
 #include "trellis/gateway/filters/cors_filter.h"
 #include "trellis/gateway/filters/local_endpoints_filter.h"
@@ -36,6 +37,7 @@ FilterList build_filter_chain(GatewayServices& s) {
       AuthFilterConfig{s.config.issuer, s.config.audience, s.config.leeway_s}, s.keys, s.redis,
       s.metrics));
   chain.push_back(std::make_unique<RateLimitFilter>(RateLimitStage::kAfterAuth, limits));
+  chain.push_back(std::make_unique<CacheFilter>(s.config.cache, s.redis, s.metrics));
   chain.push_back(std::make_unique<UpstreamFilter>(
       s.upstreams, s.config.default_timeout_ms, s.tracer,
       std::make_shared<UpstreamGuards>(s.config.upstream_policies, s.metrics)));

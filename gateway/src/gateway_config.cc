@@ -141,6 +141,25 @@ GatewayConfig load_gateway_config(const std::string& path) {
   }
   cors.reject_unknown_keys();
 
+  auto cache = root.get_object("cache");
+  out.cache.l1_max_bytes = static_cast<size_t>(
+      cache.get_int("l1_max_bytes", static_cast<int64_t>(out.cache.l1_max_bytes), 0, 1LL << 36));
+  for (auto& item : cache.get_object_list("routes")) {
+    CacheRoute route;
+    route.route = item.require_string("route");
+    route.ttl_s = static_cast<int>(item.get_int("ttl_s", route.ttl_s, 1, 86400));
+    route.per_user = item.get_bool("per_user", route.per_user);
+    route.invalidated_by = item.get_string_list("invalidated_by", {});
+    for (const auto& rule : route.invalidated_by) {
+      if (rule.find(' ') == std::string::npos) {
+        throw config::ConfigError(item.where() + ".invalidated_by: write \"METHOD /route\"");
+      }
+    }
+    item.reject_unknown_keys();
+    out.cache.routes.push_back(std::move(route));
+  }
+  cache.reject_unknown_keys();
+
   auto tracing = root.get_object("tracing");
   out.otlp_endpoint = tracing.get_string("otlp_endpoint", out.otlp_endpoint);
   tracing.reject_unknown_keys();

@@ -184,13 +184,23 @@ void UpstreamFilter::on_result(const std::shared_ptr<Attempt>& attempt, Upstream
 
 void UpstreamFilter::complete(const std::shared_ptr<Attempt>& attempt, UpstreamResult result) {
   constexpr int kDeadlineExceeded = 4, kUnavailable = 14;
-  if (attempt->guard) {
+  if (attempt->guard && !attempt->guard_released) {
+    attempt->guard_released = true;
     attempt->guard->finish(result.code == kUnavailable || result.code == kDeadlineExceeded,
                            now_ms());
     guards_->publish_state(attempt->route->upstream);
   }
   auto& exchange = attempt->exchange;
   const auto* route = attempt->route;
+  auto& hooks = exchange->context.before_success_response;
+  if (result.code == 0 && !hooks.empty()) {
+    auto hook = std::move(hooks.front());
+    hooks.erase(hooks.begin());
+    hook([this, attempt, result = std::move(result)]() mutable {
+      complete(attempt, std::move(result));
+    });
+    return;
+  }
   if (result.code != 0) {
     int status = result.http_status ? result.http_status : http_status_for_grpc(result.code);
     std::string_view code =

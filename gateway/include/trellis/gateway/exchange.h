@@ -42,6 +42,14 @@ struct RequestContext {
   // IETF draft rate-limit fields, accumulated by the rate-limit filters that ran.
   std::string ratelimit_policy_header;
   std::string ratelimit_header;
+  // Response cache bookkeeping (cache filter).
+  std::string cache_result;  // HIT, MISS, BYPASS; empty when the route is not cached
+  std::string cache_key;
+  std::string cache_generation;
+  bool cache_leader = false;
+  // Run, in order, after the upstream call succeeded and before the answer is sent (e.g. cache
+  // invalidation, which must be done when the client learns that its write succeeded).
+  std::vector<std::function<void(std::function<void()>)>> before_success_response;
 };
 
 class Filter;

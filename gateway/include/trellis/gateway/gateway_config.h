@@ -6,6 +6,7 @@
 
 #include "trellis/gateway/filters/cors_filter.h"
 #include "trellis/gateway/rate_limit.h"
+#include "trellis/gateway/response_cache.h"
 #include "trellis/gateway/upstream_guard.h"
 
 namespace trellis::gateway {
@@ -51,6 +52,9 @@ struct GatewayConfig {
   // CORS: cors.allowed_origins (empty: no CORS headers), allowed_headers, max_age_s,
   // allow_credentials (refused together with "*").
   CorsSettings cors;
+  // Response cache: {"l1_max_bytes": N, "routes": [{"route": "/v1/users/me", "ttl_s": 30,
+  //  "per_user": true, "invalidated_by": ["PATCH /v1/users/me"]}]}
+  CacheSettings cache;
   // Smaller body limits for some routes: {"/v1/auth/*": 4096}; the global limit still applies.
   std::map<std::string, size_t> route_body_limits;
   std::string otlp_endpoint;   // "http://host:4318/v1/traces"; empty: spans are not exported

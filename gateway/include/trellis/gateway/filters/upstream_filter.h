@@ -56,6 +56,7 @@ class UpstreamFilter final : public Filter {
     std::vector<std::pair<std::string, std::string>> metadata;
     std::chrono::steady_clock::time_point deadline;
     int retries = 0;
+    bool guard_released = false;
   };
   void send(const std::shared_ptr<Attempt>& attempt);
   void on_result(const std::shared_ptr<Attempt>& attempt, UpstreamResult result);

@@ -1,0 +1,48 @@
+// Two-level response cache for GET routes that opt in (config `cache.routes`): L1 in process
+// (LRU, bounded in bytes) and L2 in Redis (shared by replicas), TTL per route, strong ETags with
+// If-None-Match → 304, Cache-Control (private for per-user data), X-Cache: HIT|MISS|BYPASS,
+// request coalescing (concurrent misses on one key make one upstream call). A successful write
+// named in `invalidated_by` bumps the (route, user) generation in Redis before its response is
+// sent, so no replica serves the old data afterwards. Redis unreachable: the cache is bypassed.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <mutex>
+#include <vector>
+
+#include "trellis/common/metrics.h"
+#include "trellis/gateway/exchange.h"
+#include "trellis/gateway/response_cache.h"
+
+namespace trellis::gateway {
+
+class RedisClient;
+
+class CacheFilter final : public Filter {
+ public:
+  CacheFilter(CacheSettings settings, RedisClient& redis, metrics::Registry& registry);
+  std::string_view name() const override { return "cache"; }
+  void on_request(const ExchangePtr& exchange) override;
+  void on_response(Exchange& exchange) override;
+
+ private:
+  struct Lookup;
+  const CacheRoute* cached_route(const std::string& route_template) const;
+  void lookup(const ExchangePtr& exchange, const CacheRoute& route);
+  void serve(const ExchangePtr& exchange, const CacheRoute& route, const CacheEntry& entry,
+             std::string_view result);
+  void register_invalidation(const ExchangePtr& exchange, const std::string& route_template);
+  std::string generation_key(const std::string& route, const std::string& scope) const;
+
+  CacheSettings settings_;
+  RedisClient& redis_;
+  LruCache l1_;
+  std::mutex leaders_mutex_;
+  // entry key → requests waiting for the leader's answer (coalescing)
+  std::map<std::string, std::vector<ExchangePtr>> waiting_;
+  metrics::Family<metrics::Counter>& requests_;
+  metrics::Gauge& l1_bytes_;
+};
+
+}  // namespace trellis::gateway

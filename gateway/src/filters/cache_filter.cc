@@ -1,0 +1,239 @@
+#include "trellis/gateway/filters/cache_filter.h"
+
+#include <openssl/sha.h>
+
+#include <chrono>
+
+#include "trellis/gateway/redis_client.h"
+#include "trellis/gateway/route_table.h"
+
+namespace trellis::gateway {
+namespace {
+
+int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+std::string sha256_hex(const std::string& text) {
+  unsigned char digest[SHA256_DIGEST_LENGTH];
+  SHA256(reinterpret_cast<const unsigned char*>(text.data()), text.size(), digest);
+  static const char* kHex = "0123456789abcdef";
+  std::string hex;
+  for (unsigned char byte : digest) {
+    hex.push_back(kHex[byte >> 4]);
+    hex.push_back(kHex[byte & 15]);
+  }
+  return hex;
+}
+
+void add_cache_headers(HttpResponse& response, const CacheRoute& route, const std::string& etag,
+                       int ttl_left_s, std::string_view result) {
+  set_header(response.headers, "ETag", etag);
+  set_header(response.headers, "Cache-Control",
+             std::string(route.per_user ? "private" : "public") +
+                 ", max-age=" + std::to_string(std::max(0, ttl_left_s)));
+  if (route.per_user) set_header(response.headers, "Vary", "Authorization");
+  set_header(response.headers, "X-Cache", std::string(result));
+}
+
+}  // namespace
+
+// What the leader of a miss must do when its response comes back.
+struct CacheFilter::Lookup {
+  const CacheRoute* route = nullptr;
+  std::string entry_key;
+  std::string generation;
+  bool leader = false;
+};
+
+CacheFilter::CacheFilter(CacheSettings settings, RedisClient& redis, metrics::Registry& registry)
+    : settings_(std::move(settings)),
+      redis_(redis),
+      l1_(settings_.l1_max_bytes),
+      requests_(registry.counter("gateway_cache_requests_total",
+                                 "Cacheable requests by route and result (hit_l1, hit_l2, miss, "
+                                 "coalesced, bypass)",
+                                 {"route", "result"})),
+      l1_bytes_(registry.gauge("gateway_cache_l1_bytes", "Bytes held by the L1 cache").with({})) {}
+
+const CacheRoute* CacheFilter::cached_route(const std::string& route_template) const {
+  for (const auto& route : settings_.routes) {
+    if (route.route == route_template) return &route;
+  }
+  return nullptr;
+}
+
+std::string CacheFilter::generation_key(const std::string& route, const std::string& scope) const {
+  return "trellis:cache:gen:" + route + ":" + scope;
+}
+
+void CacheFilter::on_request(const ExchangePtr& exchange) {
+  const auto* route = exchange->context.route;
+  if (!route) {
+    exchange->next();
+    return;
+  }
+  if (exchange->request.method != "GET") {
+    register_invalidation(exchange, route->path.text);
+    exchange->next();
+    return;
+  }
+  const auto* cached = cached_route(route->path.text);
+  if (!cached || (cached->per_user && !exchange->context.identity.authenticated())) {
+    exchange->next();
+    return;
+  }
+  lookup(exchange, *cached);
+}
+
+void CacheFilter::lookup(const ExchangePtr& exchange, const CacheRoute& route) {
+  const auto& context = exchange->context;
+  auto scope = route.per_user ? context.identity.user_id : std::string("*");
+  auto entry_key =
+      "trellis:cache:v1:" + sha256_hex(route.route + "\n" + exchange->request.path + "?" +
+                                       normalized_query(exchange->request.query) + "\n" + scope);
+  // One round trip: the current generation and the shared entry.
+  redis_.command({"MGET", generation_key(route.route, scope), entry_key},
+                 [this, exchange, &route, entry_key](RedisResult result) {
+                   exchange->post([this, exchange, &route, entry_key, result = std::move(result)] {
+                     if (!result.ok || result.reply.type != RedisReply::Type::kArray ||
+                         result.reply.elements.size() != 2) {
+                       requests_.with({route.route, "bypass"}).inc();
+                       exchange->context.cache_result = "BYPASS";
+                       exchange->next();
+                       return;
+                     }
+                     const auto& gen_reply = result.reply.elements[0];
+                     std::string generation =
+                         gen_reply.type == RedisReply::Type::kString ? gen_reply.str : "0";
+                     auto now = now_ms();
+                     if (auto entry = l1_.get(entry_key);
+                         entry && entry->generation == generation && entry->expires_at_ms > now) {
+                       requests_.with({route.route, "hit_l1"}).inc();
+                       serve(exchange, route, *entry, "HIT");
+                       return;
+                     }
+                     const auto& shared = result.reply.elements[1];
+                     if (shared.type == RedisReply::Type::kString) {
+                       auto entry = CacheEntry::parse(shared.str);
+                       if (entry && entry->generation == generation && entry->expires_at_ms > now) {
+                         l1_.put(entry_key, *entry);
+                         requests_.with({route.route, "hit_l2"}).inc();
+                         serve(exchange, route, *entry, "HIT");
+                         return;
+                       }
+                     }
+                     // Miss: the first request for this key asks the service; others wait.
+                     auto coalesce_key = entry_key + "#" + generation;
+                     {
+                       std::lock_guard lock(leaders_mutex_);
+                       auto [it, first] = waiting_.try_emplace(coalesce_key);
+                       if (!first) {
+                         it->second.push_back(exchange);
+                         requests_.with({route.route, "coalesced"}).inc();
+                         return;
+                       }
+                     }
+                     requests_.with({route.route, "miss"}).inc();
+                     auto& context = exchange->context;
+                     context.cache_result = "MISS";
+                     context.cache_key = entry_key;
+                     context.cache_generation = generation;
+                     context.cache_leader = true;
+                     exchange->next();
+                   });
+                 });
+}
+
+void CacheFilter::serve(const ExchangePtr& exchange, const CacheRoute& route,
+                        const CacheEntry& entry, std::string_view result) {
+  auto ttl_left = static_cast<int>((entry.expires_at_ms - now_ms()) / 1000);
+  HttpResponse response;
+  if (etag_matches(exchange->request.header("if-none-match"), entry.etag)) {
+    response.status = 304;
+  } else {
+    response = json_response(200, entry.body);
+  }
+  add_cache_headers(response, route, entry.etag, ttl_left, result);
+  exchange->respond(std::move(response));
+}
+
+void CacheFilter::on_response(Exchange& exchange) {
+  auto& context = exchange.context;
+  const auto* route = context.route ? cached_route(context.route->path.text) : nullptr;
+  if (!route || exchange.request.method != "GET" || context.cache_result.empty()) return;
+  if (!context.cache_leader) return;  // hits and coalesced answers carry their headers already
+  auto& response = exchange.response;
+  std::vector<ExchangePtr> waiters;
+  {
+    std::lock_guard lock(leaders_mutex_);
+    auto it = waiting_.find(context.cache_key + "#" + context.cache_generation);
+    if (it != waiting_.end()) {
+      waiters = std::move(it->second);
+      waiting_.erase(it);
+    }
+  }
+  if (response.status == 200) {
+    CacheEntry entry;
+    entry.generation = context.cache_generation;
+    entry.etag = strong_etag(response.body);
+    entry.body = response.body;
+    entry.expires_at_ms = now_ms() + route->ttl_s * 1000LL;
+    l1_.put(context.cache_key, entry);
+    l1_bytes_.set(static_cast<int64_t>(l1_.bytes()));
+    redis_.command(
+        {"SET", context.cache_key, entry.serialize(), "PX", std::to_string(route->ttl_s * 1000LL)},
+        [](RedisResult) {});  // best effort: L2 is an optimisation
+    for (auto& waiter : waiters) {
+      waiter->post([this, waiter, route, entry] { serve(waiter, *route, entry, "HIT"); });
+    }
+    add_cache_headers(response, *route, entry.etag, route->ttl_s, "MISS");
+    // 304 on a miss too: the client may already hold this version.
+    if (etag_matches(exchange.request.header("if-none-match"), entry.etag)) {
+      response.status = 304;
+      response.body.clear();
+    }
+    return;
+  }
+  // Errors are not cached; waiters get the same answer rather than a second upstream call.
+  for (auto& waiter : waiters) {
+    waiter->post([waiter, copy = response] { waiter->respond(copy); });
+  }
+}
+
+void CacheFilter::register_invalidation(const ExchangePtr& exchange,
+                                        const std::string& route_template) {
+  std::vector<std::string> keys;
+  const auto& identity = exchange->context.identity;
+  for (const auto& route : settings_.routes) {
+    for (const auto& rule : route.invalidated_by) {
+      auto space = rule.find(' ');
+      if (space == std::string::npos || rule.substr(0, space) != exchange->request.method ||
+          !route_pattern_matches(rule.substr(space + 1), route_template)) {
+        continue;
+      }
+      if (route.per_user && !identity.authenticated()) continue;
+      keys.push_back(generation_key(route.route, route.per_user ? identity.user_id : "*"));
+    }
+  }
+  if (keys.empty()) return;
+  // Runs after the service succeeded and before the client sees the answer.
+  exchange->context.before_success_response.push_back(
+      [this, keys, exchange](std::function<void()> done) {
+        auto remaining = std::make_shared<size_t>(keys.size());
+        for (const auto& key : keys) {
+          redis_.command({"INCR", key}, [exchange, remaining, done, key](RedisResult result) {
+            exchange->post([exchange, remaining, done, key, ok = result.ok] {
+              if (!ok) {
+                exchange->context.log.warn("cache invalidation failed", {{"key", key}});
+              }
+              if (--*remaining == 0) done();
+            });
+          });
+        }
+      });
+}
+
+}  // namespace trellis::gateway
