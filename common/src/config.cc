@@ -61,6 +61,8 @@ void apply_env_overrides(nlohmann::json& config, const std::string& prefix, char
       throw ConfigError("environment override " + text.substr(0, equals) +
                         " goes through a non-object");
     auto parsed = nlohmann::json::parse(value_text, nullptr, false);
+    // A number is taken as such only if it reads back identically ("007" or "1e5" stay text).
+    if (parsed.is_number() && parsed.dump() != value_text) parsed = nlohmann::json(value_text);
     (*node)[path.back()] =
         parsed.is_discarded() || parsed.is_string() ? nlohmann::json(value_text) : parsed;
   }
@@ -121,9 +123,12 @@ void ObjectReader::fail(const std::string& key, const std::string& problem) cons
   throw ConfigError(where_ + "." + key + ": " + problem);
 }
 
+// A number where text is expected is taken as its digits: an all-digit password or key id set
+// through an environment override arrives as a JSON number.
 std::string ObjectReader::get_string(const std::string& key, const std::string& default_value) {
   const auto* value = find(key);
   if (!value) return default_value;
+  if (value->is_number_integer()) return value->dump();
   if (!value->is_string()) fail(key, "must be a string");
   return value->get<std::string>();
 }
@@ -131,6 +136,7 @@ std::string ObjectReader::get_string(const std::string& key, const std::string& 
 std::string ObjectReader::require_string(const std::string& key) {
   const auto* value = find(key);
   if (!value) fail(key, "is required");
+  if (value->is_number_integer()) return value->dump();
   if (!value->is_string() || value->get<std::string>().empty()) {
     fail(key, "must be a non-empty string");
   }

@@ -106,3 +106,23 @@ TEST(Redact, HidesSecretValuesAtAnyDepth) {
 
 }  // namespace
 }  // namespace trellis::config
+
+namespace trellis::config {
+namespace {
+
+TEST(EnvOverrides, AllDigitSecretsStayTextForStringKeys) {
+  nlohmann::json config = nlohmann::json::object();
+  std::string a = "TRELLIS_USERS__DATABASE__PASSWORD=0123456789";
+  std::string b = "TRELLIS_USERS__DATABASE__USER=424242";
+  std::string c = "TRELLIS_USERS__TOKENS__ACTIVE_KID=1e5";
+  char* environment[] = {a.data(), b.data(), c.data(), nullptr};
+  apply_env_overrides(config, "TRELLIS_USERS", environment);
+  ObjectReader reader(config, "users");
+  auto database = reader.get_object("database");
+  EXPECT_EQ(database.get_string("password", ""), "0123456789");
+  EXPECT_EQ(database.get_string("user", ""), "424242");
+  EXPECT_EQ(reader.get_object("tokens").require_string("active_kid"), "1e5");
+}
+
+}  // namespace
+}  // namespace trellis::config
