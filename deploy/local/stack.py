@@ -1,5 +1,6 @@
 #!/usr/bin/python3
-"""Runs Trellis on this machine: PostgreSQL 15, Redis 7, trellis-users and trellis-gateway.
+"""Runs Trellis on this machine: PostgreSQL 15, Redis 7, trellis-users, trellis-orders and
+trellis-gateway.
 
 `./trellis up|down|status|logs|admin|test` call this file, and tests/e2e/harness.py imports it,
 so the developer stack and the end-to-end tests start every component the same way.
@@ -35,6 +36,7 @@ PG_SUPERUSER = "postgres"
 # Where each binary lands in a CMake build tree.
 BINARIES = {
     "users": "services/users/trellis-users",
+    "orders": "services/orders/trellis-orders",
     "gateway": "gateway/trellis-gateway",
 }
 # Linux limit for a unix socket path (sun_path) including the terminating NUL.
@@ -418,10 +420,50 @@ def users_config(
     return deep_merge(config, overrides)
 
 
+def orders_config(
+    *,
+    grpc_port: int,
+    pg_port: int,
+    dbname: str,
+    db_user: str,
+    db_password: str,
+    redis_port: int,
+    pg_host: str = "127.0.0.1",
+    redis_host: str = "127.0.0.1",
+    overrides: dict | None = None,
+) -> dict:
+    # Exactly the keys trellis-orders accepts: it rejects unknown ones.
+    config = {
+        "grpc": {"listen": f"127.0.0.1:{grpc_port}"},
+        "log_level": "info",
+        "database": {
+            "host": pg_host,
+            "port": pg_port,
+            "dbname": dbname,
+            "user": db_user,
+            "password": db_password,
+            "pool_size": 8,
+            "acquire_timeout_ms": 1000,
+            "statement_timeout_ms": 5000,
+        },
+        "migrate_on_start": True,
+        "redis": {"host": redis_host, "port": redis_port, "timeout_ms": 500},
+        "orders": {
+            "auto_confirm_delay_ms": 2000,
+            "idempotency_ttl_s": 86400,
+            "relay_stream": "trellis:events:orders",
+            "relay_batch": 100,
+            "relay_interval_ms": 200,
+        },
+    }
+    return deep_merge(config, overrides)
+
+
 def gateway_config(
     *,
     http_port: int,
     users_port: int,
+    orders_port: int,
     redis_port: int,
     redis_host: str = "127.0.0.1",
     overrides: dict | None = None,
@@ -433,7 +475,10 @@ def gateway_config(
         "log_level": "info",
         "limits": {"max_body_bytes": 1048576},
         "default_timeout_ms": 5000,
-        "upstreams": {"users": {"target": f"127.0.0.1:{users_port}"}},
+        "upstreams": {
+            "users": {"target": f"127.0.0.1:{users_port}"},
+            "orders": {"target": f"127.0.0.1:{orders_port}"},
+        },
         "redis": {"host": redis_host, "port": redis_port, "command_timeout_ms": 250},
         "auth": {
             "issuer": "trellis",
@@ -832,9 +877,11 @@ def env_port(var: str, default: int) -> int:
 class LocalStack:
     """Everything `./trellis up` runs, with its state in <repo>/.trellis/."""
 
-    COMPONENTS = ("postgres", "redis", "users", "gateway")
+    COMPONENTS = ("postgres", "redis", "users", "orders", "gateway")
     DB_ROLE = "trellis_users"
     DB_NAME = "trellis_users"
+    # Each service owns its database through its own role.
+    ORDERS_DB = "trellis_orders"
 
     def __init__(self) -> None:
         self.state = Path(os.environ.get("TRELLIS_STATE_DIR") or REPO_ROOT / ".trellis").resolve()
@@ -848,6 +895,7 @@ class LocalStack:
             "postgres": ("TRELLIS_PG_PORT", 55432),
             "redis": ("TRELLIS_REDIS_PORT", 56379),
             "users": ("TRELLIS_USERS_PORT", 50051),
+            "orders": ("TRELLIS_ORDERS_PORT", 50052),
             "gateway": ("TRELLIS_HTTP_PORT", 8080),
         }
         # What this invocation asks for (environment or defaults)...
@@ -923,6 +971,7 @@ class LocalStack:
             "postgres": pg.running_pid() if pg else None,
             "redis": self.redis().running_pid(),
             "users": self.component_pid("users"),
+            "orders": self.component_pid("orders"),
             "gateway": self.component_pid("gateway"),
         }
 
@@ -975,6 +1024,8 @@ class LocalStack:
         self.link_log("postgres", pg.log_path)
         db_password = read_or_create_secret(self.secrets_dir / f"{self.DB_ROLE}.password")
         provision_database(pg.client(), self.DB_ROLE, db_password, self.DB_NAME)
+        orders_password = read_or_create_secret(self.secrets_dir / f"{self.ORDERS_DB}.password")
+        provision_database(pg.client(), self.ORDERS_DB, orders_password, self.ORDERS_DB)
 
         redis = self.redis()
         if running["redis"]:
@@ -994,15 +1045,23 @@ class LocalStack:
             ),
         )
         write_config(
+            self.config_path("orders"),
+            orders_config(
+                grpc_port=ports["orders"], pg_port=ports["postgres"], dbname=self.ORDERS_DB,
+                db_user=self.ORDERS_DB, db_password=orders_password, redis_port=ports["redis"],
+            ),
+        )
+        write_config(
             self.config_path("gateway"),
             gateway_config(
-                http_port=ports["gateway"], users_port=ports["users"], redis_port=ports["redis"]
+                http_port=ports["gateway"], users_port=ports["users"],
+                orders_port=ports["orders"], redis_port=ports["redis"],
             ),
         )
 
         deadline = time.monotonic() + 60.0
         alive: dict[str, Callable[[], bool]] = {}
-        for name in ("users", "gateway"):
+        for name in ("users", "orders", "gateway"):
             pid = running[name]
             if pid:
                 self.report(name, "already running", pid, ports)
@@ -1014,9 +1073,9 @@ class LocalStack:
             write_pidfile(self.pidfile(name), proc.pid)
             self.report(name, "started", proc.pid, ports)
             alive[name] = lambda proc=proc: proc.poll() is None
-            if name == "users" and not wait_for_listen(ports["users"], 20.0, alive["users"]):
+            if name != "gateway" and not wait_for_listen(ports[name], 20.0, alive[name]):
                 # The gateway would wait for it anyway; starting in order keeps its log quiet.
-                if not alive["users"]():
+                if not alive[name]():
                     break
 
         base_url = f"http://127.0.0.1:{ports['gateway']}"
@@ -1060,6 +1119,10 @@ Try it:
   TOKEN=$(curl -sS -X POST {base_url}/v1/auth/login {json_header} \\
        -d '{{"email":"ada@example.com","password":"correct-horse-battery"}}' | {token_of})
   curl -sS {base_url}/v1/users/me -H "Authorization: Bearer $TOKEN"
+  curl -sS -X POST {base_url}/v1/orders -H "Authorization: Bearer $TOKEN" {json_header} \\
+       -H 'Idempotency-Key: first-order' \\
+       -d '{{"items":[{{"sku":"BOOK-1","quantity":2,"unit_price_cents":1500}}],"currency":"EUR"}}'
+  curl -sS {base_url}/v1/orders -H "Authorization: Bearer $TOKEN"
 
 Make someone an admin:  ./trellis admin grant ada@example.com
 Logs:    {logs}  (./trellis logs [NAME])
@@ -1072,7 +1135,7 @@ Stop:    ./trellis down"""
             say("nothing to stop (no .trellis state)")
             return 0
         running = self.running()
-        for name in ("gateway", "users"):
+        for name in ("gateway", "orders", "users"):
             pid = running[name]
             outcome = stop_pid(pid) if pid else "not running"
             self.pidfile(name).unlink(missing_ok=True)

@@ -1,9 +1,10 @@
-"""End-to-end harness: a private trellis-users + trellis-gateway pair per Stack.
+"""End-to-end harness: a private trellis-users + trellis-orders + trellis-gateway per Stack.
 
 Runs against the PostgreSQL and Redis that `./trellis test` starts (TRELLIS_TEST_* variables).
-Each Stack gets its own database and role, signing key, ports and log files, so stacks may run
-in parallel. Redis is shared unless own_redis=True (then the stack starts a private one, which a
-test may also stop to see how the services cope).
+Each Stack gets its own databases and roles (one per service), signing key, ports, log files and
+orders event stream (stack.orders_stream), so stacks may run in parallel. Redis is shared unless
+own_redis=True (then the stack starts a private one, which a test may also stop to see how the
+services cope).
 
     from harness import Stack
 
@@ -160,9 +161,9 @@ def servers_from_env() -> dict[str, str]:
 
 
 class Stack:
-    """trellis-users and trellis-gateway on free ports, with a fresh database."""
+    """trellis-users, trellis-orders and trellis-gateway on free ports, with fresh databases."""
 
-    COMPONENTS = ("users", "gateway")
+    COMPONENTS = ("users", "orders", "gateway")
 
     def __init__(
         self,
@@ -171,6 +172,7 @@ class Stack:
         *,
         own_redis: bool = False,
         ready_timeout: float = 30.0,
+        orders_overrides: dict | None = None,
     ):
         env = servers_from_env()
         self.pg_host = env["TRELLIS_TEST_PG_HOST"]
@@ -181,12 +183,19 @@ class Stack:
         self.build_dir = Path(os.environ.get("TRELLIS_BUILD_DIR") or REPO_ROOT / "build")
         self.users_overrides = users_overrides
         self.gateway_overrides = gateway_overrides
+        self.orders_overrides = orders_overrides
         self.own_redis = own_redis
         self.ready_timeout = ready_timeout
 
         self.work_dir: Path | None = None
         self.db_name = f"e2e_{secrets.token_hex(6)}"  # also the role's name
         self.db_password = secrets.token_urlsafe(18)
+        self.orders_db_name = f"{self.db_name}_orders"  # also the role's name
+        self.orders_db_password = secrets.token_urlsafe(18)
+        # Redis may be shared by parallel stacks: each relays its order events to its own stream.
+        self.orders_stream = f"trellis:events:orders:{self.db_name}"
+        self.orders_port = 0
+        self.orders_config: dict = {}
         self.http_port = 0
         self.users_port = 0
         self.base_url = ""
@@ -212,9 +221,9 @@ class Stack:
         atexit.register(self.stop)  # a test that forgets stop() must not leak servers
         try:
             self._prepare()
-            self.start_component("users")
-            users = self.processes["users"]
-            local.wait_for_listen(self.users_port, self.ready_timeout, lambda: users.poll() is None)
+            for name, port in (("users", self.users_port), ("orders", self.orders_port)):
+                process = self.start_component(name)
+                local.wait_for_listen(port, self.ready_timeout, lambda p=process: p.poll() is None)
             self.start_component("gateway")
             self.wait_ready()
         except BaseException as error:
@@ -238,9 +247,12 @@ class Stack:
             self.redis_host, self.redis_port = "127.0.0.1", self.redis.port
         self._db_created = True
         local.provision_database(self.pg_admin(), self.db_name, self.db_password, self.db_name)
+        local.provision_database(
+            self.pg_admin(), self.orders_db_name, self.orders_db_password, self.orders_db_name
+        )
         self.keys_dir = self.work_dir / "keys"
         self.kid = local.generate_signing_key(self.keys_dir)
-        self.users_port, self.http_port = local.free_ports(2)
+        self.users_port, self.orders_port, self.http_port = local.free_ports(3)
         self.base_url = f"http://127.0.0.1:{self.http_port}"
         self.log_paths = {name: self.work_dir / f"{name}.log" for name in self.COMPONENTS}
         self.config_paths = {name: self.work_dir / f"{name}.json" for name in self.COMPONENTS}
@@ -257,14 +269,29 @@ class Stack:
             kid=self.kid,
             overrides=self.users_overrides,
         )
+        self.orders_config = local.orders_config(
+            grpc_port=self.orders_port,
+            pg_host=self.pg_host,
+            pg_port=self.pg_port,
+            dbname=self.orders_db_name,
+            db_user=self.orders_db_name,
+            db_password=self.orders_db_password,
+            redis_host=self.redis_host,
+            redis_port=self.redis_port,
+            overrides=local.deep_merge(
+                {"orders": {"relay_stream": self.orders_stream}}, self.orders_overrides
+            ),
+        )
         self.gateway_config = local.gateway_config(
             http_port=self.http_port,
             users_port=self.users_port,
+            orders_port=self.orders_port,
             redis_host=self.redis_host,
             redis_port=self.redis_port,
             overrides=self.gateway_overrides,
         )
         local.write_config(self.config_paths["users"], self.users_config)
+        local.write_config(self.config_paths["orders"], self.orders_config)
         local.write_config(self.config_paths["gateway"], self.gateway_config)
 
     def start_component(self, name: str) -> subprocess.Popen:
@@ -305,22 +332,27 @@ class Stack:
             raise HarnessError(f"{problem}\n{self.log_tails()}")
 
     def stop(self) -> None:
-        """Stops both components, drops the database and removes the temporary files.
+        """Stops the components, drops the databases and removes the temporary files.
         Logs stay readable through *_log_text() afterwards. Safe to call more than once."""
         if not self._started:
             return
         self._started = False
         atexit.unregister(self.stop)
-        for name in ("gateway", "users"):
+        for name in ("gateway", "orders", "users"):
             self.stop_component(name)
         for name, path in self.log_paths.items():
             self._final_logs[name] = self._read_log(path)
         if self._db_created:
             self._db_created = False
+            for name in (self.db_name, self.orders_db_name):
+                try:
+                    local.drop_database(self.pg_admin(), name, name)
+                except local.StackError as error:
+                    print(f"warning: could not drop {name}: {error}", file=sys.stderr)
             try:
-                local.drop_database(self.pg_admin(), self.db_name, self.db_name)
-            except local.StackError as error:
-                print(f"warning: could not drop {self.db_name}: {error}", file=sys.stderr)
+                self.redis_cli("DEL", self.orders_stream)
+            except (OSError, subprocess.SubprocessError):
+                pass  # Redis stopped by the test: nothing to clean up
         if self.redis is not None:
             self.redis.stop()
             self.redis = None
@@ -379,9 +411,10 @@ class Stack:
     def pg_admin(self) -> local.Psql:
         return local.Psql(self.pg_host, self.pg_port, self.pg_superuser)
 
-    def sql(self, query: str) -> list[list[str]]:
-        """Runs SQL as the superuser in this stack's database; rows of '|'-separated text."""
-        output = self.pg_admin().run(query, dbname=self.db_name, rows=True)
+    def sql(self, query: str, dbname: str | None = None) -> list[list[str]]:
+        """Runs SQL as the superuser in this stack's (users) database, or in `dbname` (e.g.
+        stack.orders_db_name); rows of '|'-separated text."""
+        output = self.pg_admin().run(query, dbname=dbname or self.db_name, rows=True)
         return [line.split("|") for line in output.splitlines() if line]
 
     def redis_cli(self, *args: str) -> str:
@@ -399,6 +432,9 @@ class Stack:
 
     def users_log_text(self) -> str:
         return self._log_text("users")
+
+    def orders_log_text(self) -> str:
+        return self._log_text("orders")
 
     def log_tails(self, lines: int = 40) -> str:
         return local.log_tails(self.log_paths, lines) if self.log_paths else "(no logs yet)"

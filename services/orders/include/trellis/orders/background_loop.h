@@ -1,0 +1,39 @@
+// A named thread that runs one step again and again until stopped. The step returns how long to
+// wait before it runs next (0: at once); stop() interrupts the wait, so shutdown never waits out
+// a sleep. A step that throws is logged and retried a second later: background work must never
+// take the process down.
+#pragma once
+
+#include <condition_variable>
+#include <functional>
+#include <mutex>
+#include <string>
+#include <thread>
+
+namespace trellis::orders {
+
+class BackgroundLoop {
+ public:
+  using Step = std::function<int()>;  // returns the delay in milliseconds before the next run
+
+  BackgroundLoop(std::string name, Step step);
+  ~BackgroundLoop();  // stops
+  BackgroundLoop(const BackgroundLoop&) = delete;
+  BackgroundLoop& operator=(const BackgroundLoop&) = delete;
+
+  void start();
+  // Waits for a running step to finish; idempotent.
+  void stop();
+
+ private:
+  void run();
+
+  std::string name_;
+  Step step_;
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  bool stopping_ = false;
+  std::thread thread_;
+};
+
+}  // namespace trellis::orders

@@ -1,0 +1,68 @@
+// The outbox relay: publishes committed outbox rows, in id order, to a Redis Stream and marks them
+// published.
+//
+// Delivery is at least once. A round claims up to `batch` unpublished rows (FOR UPDATE SKIP
+// LOCKED), XADDs them pipelined, then marks the acknowledged ones published and commits. If Redis
+// is unreachable nothing is marked and the rows go out in a later round (reconnecting with
+// exponential backoff). If the process dies between XADD and commit, the rows are published again
+// by the next round: consumers must deduplicate on the event_id field (the outbox id).
+//
+// Ordering: each round holds a transaction-scoped advisory lock, so one replica relays at a time
+// and events of one order (whose changes are serialized by its row lock) reach the stream in the
+// order they happened. Across different orders, a row whose transaction commits late may follow
+// rows with higher ids.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "trellis/common/metrics.h"
+#include "trellis/common/pg_pool.h"
+#include "trellis/orders/background_loop.h"
+#include "trellis/orders/config.h"
+#include "trellis/orders/stream_writer.h"
+
+namespace trellis::orders {
+
+struct RelayRound {
+  size_t claimed = 0;    // unpublished rows this round locked
+  size_t published = 0;  // of which Redis acknowledged and the database marked published
+  bool busy = false;     // another replica holds the relay lock: nothing was tried
+  int64_t backlog = -1;  // unpublished rows after the round (-1: unknown, the round failed)
+  std::string error;     // why fewer than `claimed` were published
+};
+
+class OutboxRelay {
+ public:
+  // `registry` may be null (tests). The pool must outlive the relay.
+  OutboxRelay(db::PgPool& pool, const OrdersConfig& options, RedisConfig redis,
+              metrics::Registry* registry = nullptr);
+  ~OutboxRelay();
+
+  // Registers the relay's prepared statements on a new pooled connection.
+  static void prepare(pqxx::connection& connection);
+
+  // One round; throws only for database errors.
+  RelayRound run_once();
+
+  // Rounds on a background thread: at once again after a full batch, after relay_interval_ms when
+  // the outbox is drained, with doubling backoff up to relay_backoff_max_ms while failing.
+  void start();
+  void stop();
+
+ private:
+  int step();
+
+  db::PgPool& pool_;
+  OrdersConfig options_;
+  StreamWriter writer_;
+  int failure_delay_ms_ = 0;
+  metrics::Counter* published_ = nullptr;
+  metrics::Counter* failures_ = nullptr;
+  metrics::Gauge* backlog_ = nullptr;
+  std::unique_ptr<BackgroundLoop> loop_;
+};
+
+}  // namespace trellis::orders

@@ -1,0 +1,107 @@
+// trellis-orders: orders, their status machine and the outbox relay to Redis Streams.
+//   trellis-orders --config FILE            serve gRPC (and run the background loops)
+//   trellis-orders --config FILE migrate    apply migrations and exit
+#include <cstring>
+#include <iostream>
+#include <pqxx/pqxx>
+#include <string>
+#include <vector>
+
+#include "trellis/common/config.h"
+#include "trellis/common/log.h"
+#include "trellis/common/metrics_server.h"
+#include "trellis/common/migrator.h"
+#include "trellis/common/pg_pool.h"
+#include "trellis/common/service_runtime.h"
+#include "trellis/orders/config.h"
+#include "trellis/orders/database.h"
+#include "trellis/orders/handlers.h"
+#include "trellis/orders/maintenance.h"
+#include "trellis/orders/outbox_relay.h"
+
+namespace {
+
+int usage() {
+  std::cerr << "usage: trellis-orders --config FILE [migrate]\n";
+  return 64;
+}
+
+void apply_migrations(trellis::db::PgPool& pool) {
+  auto lease = pool.acquire();
+  trellis::db::migrate(*lease, trellis::orders::migrations(), "trellis-orders");
+}
+
+void register_pool_metrics(trellis::metrics::Registry& registry, trellis::db::PgPool& pool) {
+  auto& connections =
+      registry.gauge("db_pool_connections", "PostgreSQL pool connections by state", {"state"});
+  registry.on_collect([&connections, &pool] {
+    auto stats = pool.stats();
+    connections.with({"open"}).set(stats.open);
+    connections.with({"in_use"}).set(stats.in_use);
+    connections.with({"waiting"}).set(stats.waiting);
+  });
+}
+
+int run(const std::string& config_path, const std::vector<std::string>& command) {
+  using namespace trellis;
+  auto config = orders::load_config(config_path);
+  log::init("orders", config.log_level);
+  log::info("effective configuration", {{"config", config.effective_json}});
+  db::PgPool pool(config.database, orders::prepare_statements);
+
+  if (!command.empty() && command[0] == "migrate" && command.size() == 1) {
+    apply_migrations(pool);
+    return 0;
+  }
+  if (!command.empty()) return usage();
+
+  if (config.migrate_on_start) apply_migrations(pool);
+  metrics::Registry registry;
+  register_pool_metrics(registry, pool);
+  std::unique_ptr<metrics::MetricsServer> metrics_server;
+  if (!config.metrics_listen.empty()) {
+    metrics_server = std::make_unique<metrics::MetricsServer>(config.metrics_listen, registry);
+    metrics_server->start();
+  }
+  tracing::Tracer tracer({config.otlp_endpoint, "orders"});
+  orders::OrderStore store(pool, {config.orders.idempotency_ttl_s});
+  orders::OrderHandler handler(store, registry, tracer);
+  orders::OutboxRelay relay(pool, config.orders, config.redis, &registry);
+  orders::Maintenance maintenance(store, config.orders, &registry);
+
+  service::ServiceHost host(config.grpc_listen, registry);
+  host.add_service(&handler, orders::v1::OrderService::service_full_name());
+  host.start();
+  relay.start();
+  maintenance.start();
+  host.run_until_signal(config.grace_ms, config.drain_delay_ms);
+  // After the last RPC: whatever it committed to the outbox is relayed now or by the next start.
+  maintenance.stop();
+  relay.stop();
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  trellis::service::block_shutdown_signals();
+  std::string config_path;
+  std::vector<std::string> command;
+  for (int i = 1; i < argc; ++i) {
+    if (std::strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
+      config_path = argv[++i];
+    } else {
+      command.emplace_back(argv[i]);
+    }
+  }
+  if (config_path.empty()) return usage();
+  try {
+    return run(config_path, command);
+  } catch (const trellis::config::ConfigError& e) {
+    trellis::log::error("invalid configuration", {{"error", e.what()}});
+    return 78;
+  } catch (const std::exception& e) {
+    trellis::log::error("fatal", {{"error", e.what()}});
+    return 1;
+  }
+}

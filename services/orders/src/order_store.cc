@@ -1,0 +1,231 @@
+#include "trellis/orders/order_store.h"
+
+#include <limits>
+#include <nlohmann/json.hpp>
+#include <pqxx/pqxx>
+
+#include "trellis/orders/order_proto.h"
+#include "trellis/orders/validation.h"
+
+namespace trellis::orders {
+namespace {
+
+// The columns of OrderRecord, for a row of `orders o`; items come as one JSON array.
+constexpr const char* kOrderColumns =
+    "o.id::text, o.seq, o.user_id::text, o.status, o.currency, o.total_cents, "
+    "(extract(epoch from o.created_at) * 1000000)::bigint, "
+    "(extract(epoch from o.updated_at) * 1000000)::bigint, "
+    "(SELECT coalesce(json_agg(json_build_array(i.sku, i.quantity, i.unit_price_cents) "
+    "ORDER BY i.position), '[]')::text FROM order_items i WHERE i.order_id = o.id)";
+
+OrderRecord read_order(const pqxx::row& row) {
+  OrderRecord order;
+  order.id = row[0].as<std::string>();
+  order.seq = row[1].as<int64_t>();
+  order.user_id = row[2].as<std::string>();
+  auto status = parse_status(row[3].as<std::string>());
+  if (!status) throw std::runtime_error("unknown order status in the database");
+  order.status = *status;
+  order.currency = row[4].as<std::string>();
+  order.total_cents = row[5].as<int64_t>();
+  order.created_at_us = row[6].as<int64_t>();
+  order.updated_at_us = row[7].as<int64_t>();
+  for (const auto& item : nlohmann::json::parse(row[8].as<std::string>())) {
+    order.items.push_back(
+        {item.at(0).get<std::string>(), item.at(1).get<int32_t>(), item.at(2).get<int64_t>()});
+  }
+  return order;
+}
+
+std::vector<OrderRecord> read_orders(const pqxx::result& rows) {
+  std::vector<OrderRecord> orders;
+  orders.reserve(rows.size());
+  for (const auto& row : rows) orders.push_back(read_order(row));
+  return orders;
+}
+
+std::string items_json(const std::vector<LineItem>& items) {
+  auto array = nlohmann::json::array();
+  for (size_t i = 0; i < items.size(); ++i) {
+    array.push_back({{"position", i},
+                     {"sku", items[i].sku},
+                     {"quantity", items[i].quantity},
+                     {"unit_price_cents", items[i].unit_price_cents}});
+  }
+  return array.dump();
+}
+
+void write_event(pqxx::work& tx, const OrderRecord& order, const std::string& type) {
+  tx.exec_prepared0("outbox_insert", order.id, order.user_id, type, snapshot_json(order));
+}
+
+}  // namespace
+
+void OrderStore::prepare(pqxx::connection& c) {
+  const std::string columns = kOrderColumns;
+  c.prepare("orders_insert",
+            "INSERT INTO orders AS o (id, user_id, status, currency, total_cents) "
+            "VALUES (coalesce($1::uuid, gen_random_uuid()), $2::uuid, 'PENDING', $3, $4) "
+            "RETURNING " +
+                columns);
+  c.prepare("order_items_insert",
+            "INSERT INTO order_items (order_id, position, sku, quantity, unit_price_cents) "
+            "SELECT $1::uuid, x.position, x.sku, x.quantity, x.unit_price_cents "
+            "FROM jsonb_to_recordset($2::jsonb) "
+            "AS x(position int, sku text, quantity int, unit_price_cents bigint)");
+  c.prepare("orders_by_id", "SELECT " + columns + " FROM orders o WHERE o.id = $1::uuid");
+  c.prepare("orders_lock",
+            "SELECT " + columns + " FROM orders o WHERE o.id = $1::uuid FOR UPDATE OF o");
+  c.prepare("orders_set_status",
+            "UPDATE orders AS o SET status = $2, updated_at = now() WHERE o.id = $1::uuid "
+            "RETURNING " +
+                columns);
+  c.prepare("orders_page_of_user", "SELECT " + columns +
+                                       " FROM orders o WHERE o.user_id = $1::uuid AND o.seq < $2 "
+                                       "ORDER BY o.seq DESC LIMIT $3");
+  c.prepare("orders_page_all",
+            "SELECT " + columns + " FROM orders o WHERE o.seq < $1 ORDER BY o.seq DESC LIMIT $2");
+  c.prepare("orders_auto_confirm",
+            "WITH due AS (SELECT id FROM orders WHERE status = 'PENDING' "
+            "AND created_at <= now() - make_interval(secs => ($1::int / 1000.0)::float8) "
+            "ORDER BY created_at LIMIT $2 FOR UPDATE SKIP LOCKED) "
+            "UPDATE orders AS o SET status = 'CONFIRMED', updated_at = now() FROM due "
+            "WHERE o.id = due.id RETURNING " +
+                columns);
+  // Claims the key, or takes over an expired one that was not purged yet. No row back: the key
+  // is held (by a committed transaction: ON CONFLICT waited for any in-flight one).
+  c.prepare("idempotency_claim",
+            "INSERT INTO idempotency_keys AS k "
+            "(user_id, idempotency_key, request_hash, order_id, expires_at) "
+            "VALUES ($1::uuid, $2, $3, gen_random_uuid(), now() + make_interval(secs => $4)) "
+            "ON CONFLICT (user_id, idempotency_key) DO UPDATE SET "
+            "request_hash = EXCLUDED.request_hash, order_id = EXCLUDED.order_id, "
+            "created_at = now(), expires_at = EXCLUDED.expires_at "
+            "WHERE k.expires_at <= now() RETURNING order_id::text");
+  c.prepare("idempotency_lookup",
+            "SELECT request_hash, order_id::text FROM idempotency_keys "
+            "WHERE user_id = $1::uuid AND idempotency_key = $2");
+  c.prepare("idempotency_purge",
+            "DELETE FROM idempotency_keys k USING (SELECT user_id, idempotency_key "
+            "FROM idempotency_keys WHERE expires_at <= now() LIMIT $1 FOR UPDATE SKIP LOCKED) d "
+            "WHERE k.user_id = d.user_id AND k.idempotency_key = d.idempotency_key");
+  c.prepare("outbox_insert",
+            "INSERT INTO outbox (order_id, user_id, type, payload) "
+            "VALUES ($1::uuid, $2::uuid, $3, $4::json)");
+  c.prepare("outbox_purge",
+            "DELETE FROM outbox o USING (SELECT id FROM outbox WHERE published_at IS NOT NULL "
+            "AND published_at < now() - make_interval(secs => $1) "
+            "LIMIT $2 FOR UPDATE SKIP LOCKED) d WHERE o.id = d.id");
+}
+
+CreateResult OrderStore::create(const std::string& user_id, const NewOrder& order,
+                                const std::optional<IdempotencyClaim>& claim) {
+  return db::with_transaction(pool_, [&](pqxx::work& tx) {
+    CreateResult result;
+    std::optional<std::string> order_id;
+    if (claim) {
+      pqxx::binarystring hash(claim->request_hash);
+      // Twice at most: a key that expires and is purged between the two statements is free again.
+      for (int attempt = 0; attempt < 2 && !order_id; ++attempt) {
+        auto claimed = tx.exec_prepared("idempotency_claim", user_id, claim->key, hash,
+                                        options_.idempotency_ttl_s);
+        if (!claimed.empty()) {
+          order_id = claimed[0][0].as<std::string>();
+          break;
+        }
+        auto held = tx.exec_prepared("idempotency_lookup", user_id, claim->key);
+        if (held.empty()) continue;
+        if (pqxx::binarystring(held[0][0]).str() != claim->request_hash) {
+          throw IdempotencyKeyReused();
+        }
+        auto original = tx.exec_prepared("orders_by_id", held[0][1].as<std::string>());
+        if (original.empty()) throw std::runtime_error("idempotency key without its order");
+        result.order = read_order(original[0]);
+        result.replayed = true;
+        return result;
+      }
+      if (!order_id) throw std::runtime_error("idempotency key could not be claimed");
+    }
+    auto inserted =
+        tx.exec_prepared1("orders_insert", order_id, user_id, order.currency, order.total_cents);
+    auto order_key = inserted[0].as<std::string>();
+    tx.exec_prepared0("order_items_insert", order_key, items_json(order.items));
+    result.order = read_order(inserted);
+    result.order.items = order.items;  // RETURNING ran before the items existed
+    write_event(tx, result.order, std::string(kOrderCreatedEvent));
+    return result;
+  });
+}
+
+std::optional<OrderRecord> OrderStore::find(const std::string& id, const Viewer& viewer) {
+  if (!is_uuid(id)) return std::nullopt;
+  auto order = db::with_transaction(pool_, [&](pqxx::work& tx) -> std::optional<OrderRecord> {
+    auto rows = tx.exec_prepared("orders_by_id", id);
+    if (rows.empty()) return std::nullopt;
+    return read_order(rows[0]);
+  });
+  if (order && !viewer.may_see(*order)) return std::nullopt;
+  return order;
+}
+
+OrderPage OrderStore::list(const Viewer& viewer, int limit, std::optional<int64_t> before_seq) {
+  auto before = before_seq.value_or(std::numeric_limits<int64_t>::max());
+  // One row more than asked tells whether another page exists.
+  auto fetch = limit + 1;
+  auto rows = db::with_transaction(pool_, [&](pqxx::work& tx) {
+    return viewer.admin ? tx.exec_prepared("orders_page_all", before, fetch)
+                        : tx.exec_prepared("orders_page_of_user", viewer.user_id, before, fetch);
+  });
+  OrderPage page;
+  page.orders = read_orders(rows);
+  if (page.orders.size() > static_cast<size_t>(limit)) {
+    page.orders.resize(static_cast<size_t>(limit));
+    page.more = true;
+  }
+  return page;
+}
+
+TransitionResult OrderStore::transition(const std::string& id, const Viewer& viewer,
+                                        OrderAction action) {
+  if (!is_uuid(id)) return {};
+  return db::with_transaction(pool_, [&](pqxx::work& tx) {
+    TransitionResult result;
+    auto rows = tx.exec_prepared("orders_lock", id);
+    if (rows.empty()) return result;
+    auto current = read_order(rows[0]);
+    if (!viewer.may_see(current)) return result;
+    auto next = next_status(current.status, action);
+    if (!next) {
+      result.outcome = TransitionResult::Outcome::kIllegal;
+      result.order = std::move(current);
+      return result;
+    }
+    result.order =
+        read_order(tx.exec_prepared1("orders_set_status", id, std::string(to_string(*next))));
+    write_event(tx, result.order, event_type_for(*next));
+    result.outcome = TransitionResult::Outcome::kChanged;
+    return result;
+  });
+}
+
+int OrderStore::auto_confirm(int delay_ms, int batch) {
+  return db::with_transaction(pool_, [&](pqxx::work& tx) {
+    auto confirmed = read_orders(tx.exec_prepared("orders_auto_confirm", delay_ms, batch));
+    for (const auto& order : confirmed) write_event(tx, order, event_type_for(order.status));
+    return static_cast<int>(confirmed.size());
+  });
+}
+
+int OrderStore::purge_expired_keys(int batch) {
+  return db::with_transaction(pool_, [&](pqxx::work& tx) {
+    return static_cast<int>(tx.exec_prepared0("idempotency_purge", batch).affected_rows());
+  });
+}
+
+int OrderStore::purge_published_events(int retention_s, int batch) {
+  return db::with_transaction(pool_, [&](pqxx::work& tx) {
+    return static_cast<int>(tx.exec_prepared0("outbox_purge", retention_s, batch).affected_rows());
+  });
+}
+
+}  // namespace trellis::orders

@@ -1,0 +1,92 @@
+#include "trellis/orders/config.h"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+
+#include "trellis/common/config.h"
+
+namespace trellis::orders {
+namespace {
+
+class TempConfig {
+ public:
+  explicit TempConfig(const std::string& text) {
+    char path[] = "/tmp/orders-config-XXXXXX";
+    close(mkstemp(path));
+    path_ = path;
+    std::ofstream(path_) << text;
+  }
+  ~TempConfig() { std::remove(path_.c_str()); }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+TEST(OrdersConfig, DefaultsAreTheDocumentedValues) {
+  TempConfig file("{}");
+  auto config = load_config(file.path());
+  EXPECT_EQ(config.grpc_listen, "127.0.0.1:50052");
+  EXPECT_EQ(config.database.dbname, "trellis_orders");
+  EXPECT_EQ(config.database.user, "trellis_orders");
+  EXPECT_TRUE(config.migrate_on_start);
+  EXPECT_EQ(config.redis.port, 6379);
+  EXPECT_EQ(config.orders.auto_confirm_delay_ms, 2000);
+  EXPECT_EQ(config.orders.idempotency_ttl_s, 86400);
+  EXPECT_EQ(config.orders.relay_stream, "trellis:events:orders");
+  EXPECT_EQ(config.orders.relay_stream_maxlen, 1000000);
+  EXPECT_EQ(config.orders.relay_batch, 100);
+  EXPECT_EQ(config.orders.relay_interval_ms, 200);
+}
+
+TEST(OrdersConfig, ReadsEveryBlock) {
+  TempConfig file(R"({
+    "grpc": {"listen": "0.0.0.0:6000"}, "log_level": "debug",
+    "database": {"host": "db", "port": 6543, "dbname": "o", "user": "u", "password": "p",
+                 "pool_size": 3},
+    "migrate_on_start": false, "redis": {"host": "r", "port": 7000, "timeout_ms": 50},
+    "orders": {"auto_confirm_delay_ms": 0, "idempotency_ttl_s": 60, "relay_batch": 5,
+               "relay_stream": "s:1", "relay_interval_ms": 10}})");
+  auto config = load_config(file.path());
+  EXPECT_EQ(config.grpc_listen, "0.0.0.0:6000");
+  EXPECT_EQ(config.database.port, 6543);
+  EXPECT_EQ(config.database.pool_size, 3);
+  EXPECT_FALSE(config.migrate_on_start);
+  EXPECT_EQ(config.redis.timeout_ms, 50);
+  EXPECT_EQ(config.orders.auto_confirm_delay_ms, 0);
+  EXPECT_EQ(config.orders.relay_batch, 5);
+  EXPECT_EQ(config.orders.relay_stream, "s:1");
+  EXPECT_EQ(config.effective_json.find("\"p\""), std::string::npos);  // password redacted
+}
+
+TEST(OrdersConfig, RejectsUnknownKeysAndBadValues) {
+  for (const char* text : {
+           R"({"databse": {}})",
+           R"({"orders": {"relay_batchsize": 5}})",
+           R"({"redis": {"password": "x"}})",
+           R"({"orders": {"relay_batch": 0}})",
+           R"({"orders": {"auto_confirm_delay_ms": -1}})",
+           R"({"orders": {"idempotency_ttl_s": 10}})",
+           R"({"orders": {"relay_stream": ""}})",
+           R"({"orders": {"relay_interval_ms": "fast"}})",
+           R"({"log_level": "loud"})",
+       }) {
+    TempConfig file(text);
+    EXPECT_THROW(load_config(file.path()), config::ConfigError) << text;
+  }
+}
+
+TEST(OrdersConfig, EnvironmentOverridesKeys) {
+  TempConfig file(R"({"orders": {"relay_batch": 5}})");
+  setenv("TRELLIS_ORDERS__ORDERS__RELAY_BATCH", "7", 1);
+  auto config = load_config(file.path());
+  unsetenv("TRELLIS_ORDERS__ORDERS__RELAY_BATCH");
+  EXPECT_EQ(config.orders.relay_batch, 7);
+}
+
+}  // namespace
+}  // namespace trellis::orders
