@@ -6,7 +6,7 @@ trellis-gateway.
 so the developer stack and the end-to-end tests start every component the same way.
 Standard library only: it must work before anything else is installed.
 
-    stack.py up | down | status | logs [NAME] [--follow] | grant EMAIL ROLE
+    stack.py up [--with-prometheus] | down | status | logs [NAME] [--follow] | grant EMAIL ROLE
     stack.py test-servers start DIR | test-servers stop DIR
 """
 
@@ -980,7 +980,16 @@ class LocalStack:
 
     # --- commands
 
-    def up(self) -> int:
+    @property
+    def metrics_ports(self) -> dict[str, int]:
+        return {
+            "gateway": env_port("TRELLIS_ADMIN_PORT", 8081),
+            "users": env_port("TRELLIS_USERS_METRICS_PORT", 9101),
+            "orders": env_port("TRELLIS_ORDERS_METRICS_PORT", 9102),
+            "prometheus": env_port("TRELLIS_PROMETHEUS_PORT", 9090),
+        }
+
+    def up(self, with_prometheus: bool = False) -> int:
         for name in BINARIES:
             if not os.access(binary_path(self.build_dir, name), os.X_OK):
                 raise StackError(
@@ -1036,28 +1045,28 @@ class LocalStack:
         self.record_ports(ports)
 
         kid = ensure_signing_key(self.keys_dir, self.config_dir / "active_kid")
-        write_config(
-            self.config_path("users"),
-            users_config(
-                grpc_port=ports["users"], pg_port=ports["postgres"], dbname=self.DB_NAME,
-                db_user=self.DB_ROLE, db_password=db_password, redis_port=ports["redis"],
-                keys_dir=self.keys_dir, kid=kid,
-            ),
+        # Metrics endpoints are always on locally (loopback only), so Prometheus can be added
+        # at any time; the gateway's are on its admin listener, never on the public port.
+        metrics = self.metrics_ports
+        users = users_config(
+            grpc_port=ports["users"], pg_port=ports["postgres"], dbname=self.DB_NAME,
+            db_user=self.DB_ROLE, db_password=db_password, redis_port=ports["redis"],
+            keys_dir=self.keys_dir, kid=kid,
         )
-        write_config(
-            self.config_path("orders"),
-            orders_config(
-                grpc_port=ports["orders"], pg_port=ports["postgres"], dbname=self.ORDERS_DB,
-                db_user=self.ORDERS_DB, db_password=orders_password, redis_port=ports["redis"],
-            ),
+        users["metrics"] = {"listen": f"127.0.0.1:{metrics['users']}"}
+        write_config(self.config_path("users"), users)
+        orders = orders_config(
+            grpc_port=ports["orders"], pg_port=ports["postgres"], dbname=self.ORDERS_DB,
+            db_user=self.ORDERS_DB, db_password=orders_password, redis_port=ports["redis"],
         )
-        write_config(
-            self.config_path("gateway"),
-            gateway_config(
-                http_port=ports["gateway"], users_port=ports["users"],
-                orders_port=ports["orders"], redis_port=ports["redis"],
-            ),
+        orders["metrics"] = {"listen": f"127.0.0.1:{metrics['orders']}"}
+        write_config(self.config_path("orders"), orders)
+        gateway = gateway_config(
+            http_port=ports["gateway"], users_port=ports["users"],
+            orders_port=ports["orders"], redis_port=ports["redis"],
         )
+        gateway["admin"] = {"address": "127.0.0.1", "port": metrics["gateway"]}
+        write_config(self.config_path("gateway"), gateway)
 
         deadline = time.monotonic() + 60.0
         alive: dict[str, Callable[[], bool]] = {}
@@ -1087,8 +1096,30 @@ class LocalStack:
             say(log_tails(self.logs()))
             say("\nWhat runs was left running: ./trellis status, ./trellis logs, ./trellis down")
             return 1
+        if with_prometheus:
+            self.start_prometheus()
         self.print_welcome(base_url)
         return 0
+
+    def prometheus(self) -> "Prometheus":
+        from prometheus import Prometheus  # deploy/local/prometheus.py
+
+        return Prometheus(self.state / "prometheus", self.metrics_ports["prometheus"],
+                          log_path=self.log_path("prometheus"))
+
+    def start_prometheus(self) -> None:
+        metrics = self.metrics_ports
+        server = self.prometheus()
+        server.write_config(
+            {
+                "gateway": [f"127.0.0.1:{metrics['gateway']}"],
+                "users": [f"127.0.0.1:{metrics['users']}"],
+                "orders": [f"127.0.0.1:{metrics['orders']}"],
+            },
+            scrape_interval_s=5.0,
+        )
+        pid = server.start(detach=True)
+        say(f"{'prometheus':<9} running (pid {pid}) — {server.url} (targets: {server.url}/targets)")
 
     def report(self, name: str, what: str, pid: int | None, ports: dict[str, int]) -> None:
         port = ports[name]
@@ -1134,6 +1165,8 @@ Stop:    ./trellis down"""
         if not self.state.is_dir():
             say("nothing to stop (no .trellis state)")
             return 0
+        if (self.state / "prometheus").is_dir():
+            say(f"{'prometheus':<9} {self.prometheus().stop()}")
         running = self.running()
         for name in ("gateway", "orders", "users"):
             pid = running[name]
@@ -1209,8 +1242,8 @@ def main(argv: list[str]) -> int:
             stop_test_servers(work_dir)
         return 0
     stack = LocalStack()
-    if command == "up" and not args:
-        return stack.up()
+    if command == "up" and args in ([], ["--with-prometheus"]):
+        return stack.up(with_prometheus=bool(args))
     if command == "down" and not args:
         return stack.down()
     if command == "status" and not args:

@@ -30,7 +30,7 @@ class SecretsInLogsTest(unittest.TestCase):
             stack.http("GET", "/v1/users/me", headers=bearer)
             key_pem = (stack.keys_dir / f"{stack.kid}.pem").read_text()
             stack.stop()
-            logs = stack.gateway_log_text() + stack.users_log_text()
+            logs = stack.gateway_log_text() + stack.users_log_text() + stack.orders_log_text()
 
         self.assertIn("effective configuration", logs)  # the config was logged...
         self.assertIn("<redacted>", logs)                # ...with its secrets redacted
