@@ -158,6 +158,14 @@ GatewayConfig load_gateway_config(const std::string& path) {
     item.reject_unknown_keys();
     out.cache.routes.push_back(std::move(route));
   }
+  for (auto& item : cache.get_object_list("invalidation_streams")) {
+    CacheInvalidationStream stream;
+    stream.stream = item.require_string("stream");
+    stream.user_field = item.get_string("user_field", stream.user_field);
+    stream.routes = item.get_string_list("routes", {});
+    item.reject_unknown_keys();
+    out.cache.invalidation_streams.push_back(std::move(stream));
+  }
   cache.reject_unknown_keys();
 
   auto tracing = root.get_object("tracing");

@@ -21,6 +21,7 @@
 #include "trellis/gateway/readiness.h"
 #include "trellis/gateway/redis_client.h"
 #include "trellis/gateway/route_table.h"
+#include "trellis/gateway/stream_invalidator.h"
 #include "trellis/gateway/upstreams.h"
 
 namespace {
@@ -64,6 +65,8 @@ int run(const std::string& config_path) {
   redis_options.command_timeout_ms = config.redis_command_timeout_ms;
   auto redis = RedisClient::create(io, redis_options);
   redis->start();
+  StreamInvalidator invalidator(io, redis_options, config.cache.invalidation_streams);
+  invalidator.start();
   KeyCache keys;
   Readiness readiness;
   BackgroundTasks background(io, config, upstreams, *redis, keys, readiness);
@@ -104,6 +107,7 @@ int run(const std::string& config_path) {
       server.drain();
       if (admin_server) admin_server->drain();
       background.stop();
+      invalidator.stop();
       drain(io, server, std::make_shared<asio::steady_timer>(io),
             std::chrono::steady_clock::now() + std::chrono::milliseconds(config.grace_ms));
     });

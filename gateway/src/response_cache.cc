@@ -6,6 +6,10 @@
 
 namespace trellis::gateway {
 
+std::string cache_generation_key(const std::string& route, const std::string& scope) {
+  return "trellis:cache:gen:" + route + ":" + scope;
+}
+
 std::string CacheEntry::serialize() const {
   return "v1\n" + generation + "\n" + etag + "\n" + std::to_string(expires_at_ms) + "\n" + body;
 }

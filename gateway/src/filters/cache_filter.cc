@@ -66,7 +66,7 @@ const CacheRoute* CacheFilter::cached_route(const std::string& route_template) c
 }
 
 std::string CacheFilter::generation_key(const std::string& route, const std::string& scope) const {
-  return "trellis:cache:gen:" + route + ":" + scope;
+  return cache_generation_key(route, scope);
 }
 
 void CacheFilter::on_request(const ExchangePtr& exchange) {

@@ -22,10 +22,22 @@ struct CacheRoute {
   std::vector<std::string> invalidated_by;
 };
 
+// Events written by services (e.g. the orders outbox stream) that make cached data stale: each
+// entry's `user_field` names the user whose entries of `routes` are invalidated.
+struct CacheInvalidationStream {
+  std::string stream;  // e.g. "trellis:events:orders"
+  std::string user_field = "user_id";
+  std::vector<std::string> routes;
+};
+
 struct CacheSettings {
   size_t l1_max_bytes = 64u << 20;
   std::vector<CacheRoute> routes;
+  std::vector<CacheInvalidationStream> invalidation_streams;
 };
+
+// The Redis key of the generation counter of a cached route for one scope (user id, or "*").
+std::string cache_generation_key(const std::string& route, const std::string& scope);
 
 struct CacheEntry {
   std::string generation;
