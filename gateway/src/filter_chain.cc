@@ -14,6 +14,7 @@
 #include "trellis/gateway/filters/route_filter.h"
 #include "trellis/gateway/filters/tracing_filter.h"
 #include "trellis/gateway/filters/upstream_filter.h"
+#include "trellis/gateway/filters/upstream_guard_filter.h"
 #include "trellis/gateway/gateway_config.h"
 
 namespace trellis::gateway {
@@ -38,9 +39,10 @@ FilterList build_filter_chain(GatewayServices& s) {
       s.metrics));
   chain.push_back(std::make_unique<RateLimitFilter>(RateLimitStage::kAfterAuth, limits));
   chain.push_back(std::make_unique<CacheFilter>(s.config.cache, s.redis, s.metrics));
-  chain.push_back(std::make_unique<UpstreamFilter>(
-      s.upstreams, s.config.default_timeout_ms, s.tracer,
-      std::make_shared<UpstreamGuards>(s.config.upstream_policies, s.metrics)));
+  auto guards = std::make_shared<UpstreamGuards>(s.config.upstream_policies, s.metrics);
+  chain.push_back(std::make_unique<UpstreamGuardFilter>(guards));
+  chain.push_back(
+      std::make_unique<UpstreamFilter>(s.upstreams, s.config.default_timeout_ms, s.tracer, guards));
   return chain;
 }
 

@@ -16,6 +16,7 @@
 #include "trellis/gateway/filters/request_limits_filter.h"
 #include "trellis/gateway/filters/route_filter.h"
 #include "trellis/gateway/filters/upstream_filter.h"
+#include "trellis/gateway/filters/upstream_guard_filter.h"
 #include "trellis/gateway/key_cache.h"
 #include "trellis/gateway/readiness.h"
 #include "trellis/gateway/redis_client.h"
@@ -351,6 +352,58 @@ TEST(CorsFilter, PreflightAndOriginHeaders) {
   EXPECT_TRUE(passed.reached_terminal);
   EXPECT_EQ(passed.response.header("access-control-allow-origin"), "https://app.example.com");
   EXPECT_EQ(passed.response.header("vary"), "Origin");
+}
+
+}  // namespace
+}  // namespace trellis::gateway
+
+namespace trellis::gateway {
+namespace {
+
+// Never answers: keeps the request in flight until the test answers it.
+class Hold final : public Filter {
+ public:
+  std::string_view name() const override { return "hold"; }
+  void on_request(const ExchangePtr& exchange) override { held.push_back(exchange); }
+  std::vector<ExchangePtr> held;
+};
+
+TEST(UpstreamGuardFilter, ShedsBeyondMaxInFlightAndOpensOnFailures) {
+  auto table = RouteTable::from_linked_protos();
+  auto match = table.match("GET", "/v1/users/me");
+  metrics::Registry registry;
+  UpstreamPolicy policy;
+  policy.max_in_flight = 1;
+  policy.breaker_failures = 1;
+  auto guards = std::make_shared<UpstreamGuards>(
+      std::map<std::string, UpstreamPolicy>{{"users", policy}}, registry);
+  std::vector<std::unique_ptr<Filter>> chain;
+  chain.push_back(std::make_unique<UpstreamGuardFilter>(guards));
+  auto hold = std::make_unique<Hold>();
+  auto* holder = hold.get();
+  chain.push_back(std::move(hold));
+  auto send = [&](HttpResponse& sent) {
+    auto exchange = std::make_shared<Exchange>(
+        get("/v1/users/me"), chain, [&](HttpResponse& r) { sent = r; },
+        [](std::function<void()> w) { w(); });
+    exchange->context.route = match.route;
+    exchange->start();
+  };
+  HttpResponse first, second, third;
+  send(first);
+  ASSERT_EQ(holder->held.size(), 1u);
+  send(second);
+  EXPECT_EQ(second.status, 503);
+  EXPECT_EQ(code_of(second), "overloaded");
+  // The held request ends with the service unreachable: the breaker (threshold 1) opens.
+  holder->held[0]->context.upstream_failed = true;
+  holder->held[0]->respond(json_response(503, "{}"));
+  send(third);
+  EXPECT_EQ(third.status, 503);
+  EXPECT_EQ(code_of(third), "circuit_open");
+  EXPECT_FALSE(third.header("retry-after").empty());
+  EXPECT_NE(registry.render().find("gateway_circuit_state{upstream=\"users\"} 2"),
+            std::string::npos);
 }
 
 }  // namespace

@@ -74,21 +74,7 @@ void UpstreamFilter::on_request(const ExchangePtr& exchange) {
     timeout_ms = std::min(timeout_ms, client_ms);  // a client may ask for less, never more
   }
 
-  auto* guard = guards_->find(route->upstream);
-  int64_t retry_after_ms = 0;
-  auto admission =
-      guard ? guard->admit(now_ms(), retry_after_ms) : UpstreamGuard::Admission::kAdmitted;
-  if (admission != UpstreamGuard::Admission::kAdmitted) {
-    bool open = admission == UpstreamGuard::Admission::kCircuitOpen;
-    guards_->count_rejection(route->upstream, open ? "circuit_open" : "overloaded");
-    auto response = json_error(503, open ? "circuit_open" : "overloaded",
-                               open ? "the " + route->upstream + " service is failing; retry later"
-                                    : "too many requests in flight; retry later",
-                               context.request_id);
-    response.headers.emplace_back("Retry-After", std::to_string((retry_after_ms + 999) / 1000));
-    exchange->respond(std::move(response));
-    return;
-  }
+  auto* guard = context.upstream_guard;  // admitted by the upstream guard filter, if any
 
   auto attempt = std::make_shared<Attempt>();
   attempt->exchange = exchange;
@@ -184,12 +170,8 @@ void UpstreamFilter::on_result(const std::shared_ptr<Attempt>& attempt, Upstream
 
 void UpstreamFilter::complete(const std::shared_ptr<Attempt>& attempt, UpstreamResult result) {
   constexpr int kDeadlineExceeded = 4, kUnavailable = 14;
-  if (attempt->guard && !attempt->guard_released) {
-    attempt->guard_released = true;
-    attempt->guard->finish(result.code == kUnavailable || result.code == kDeadlineExceeded,
-                           now_ms());
-    guards_->publish_state(attempt->route->upstream);
-  }
+  attempt->exchange->context.upstream_failed =
+      result.code == kUnavailable || result.code == kDeadlineExceeded;
   auto& exchange = attempt->exchange;
   const auto* route = attempt->route;
   auto& hooks = exchange->context.before_success_response;
@@ -250,49 +232,6 @@ int UpstreamFilter::jitter(int ceiling_ms) {
   thread_local std::mt19937 random{std::random_device{}()};
   return std::uniform_int_distribution<int>(std::max(1, ceiling_ms / 2),
                                             std::max(1, ceiling_ms))(random);
-}
-
-}  // namespace trellis::gateway
-
-namespace trellis::gateway {
-
-UpstreamGuards::UpstreamGuards(const std::map<std::string, UpstreamPolicy>& policies,
-                               metrics::Registry& registry)
-    : rejections_(registry.counter("gateway_upstream_rejections_total",
-                                   "Requests refused before reaching an upstream",
-                                   {"upstream", "reason"})),
-      retries_(registry.counter("gateway_upstream_retries_total", "Retried upstream calls",
-                                {"upstream"})),
-      circuit_(registry.gauge("gateway_circuit_state",
-                              "Circuit breaker state: 0 closed, 1 half-open, 2 open",
-                              {"upstream"})) {
-  for (const auto& [name, policy] : policies) {
-    guards_.emplace(name, std::make_unique<UpstreamGuard>(policy));
-    circuit_.with({name}).set(0);
-  }
-}
-
-UpstreamGuard* UpstreamGuards::find(const std::string& upstream) {
-  auto it = guards_.find(upstream);
-  return it == guards_.end() ? nullptr : it->second.get();
-}
-
-void UpstreamGuards::count_rejection(const std::string& upstream, const std::string& reason) {
-  rejections_.with({upstream, reason}).inc();
-  publish_state(upstream);
-}
-
-void UpstreamGuards::count_retry(const std::string& upstream) {
-  retries_.with({upstream}).inc();
-}
-
-void UpstreamGuards::publish_state(const std::string& upstream) {
-  if (auto* guard = find(upstream)) {
-    auto now = std::chrono::duration_cast<std::chrono::milliseconds>(
-                   std::chrono::steady_clock::now().time_since_epoch())
-                   .count();
-    circuit_.with({upstream}).set(static_cast<int64_t>(guard->state(now)));
-  }
 }
 
 }  // namespace trellis::gateway

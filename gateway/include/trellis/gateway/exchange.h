@@ -19,6 +19,7 @@
 namespace trellis::gateway {
 
 struct Route;
+class UpstreamGuard;
 
 // Identity proven by a verified access token.
 struct Identity {
@@ -42,6 +43,10 @@ struct RequestContext {
   // IETF draft rate-limit fields, accumulated by the rate-limit filters that ran.
   std::string ratelimit_policy_header;
   std::string ratelimit_header;
+  // Set by the upstream guard filter when it admitted the request; the upstream filter reports
+  // whether the service was unreachable (UNAVAILABLE / DEADLINE_EXCEEDED) for the breaker.
+  UpstreamGuard* upstream_guard = nullptr;
+  bool upstream_failed = false;
   // Response cache bookkeeping (cache filter).
   std::string cache_result;  // HIT, MISS, BYPASS; empty when the route is not cached
   std::string cache_key;

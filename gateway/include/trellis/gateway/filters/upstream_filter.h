@@ -12,29 +12,13 @@
 #include "trellis/common/metrics.h"
 #include "trellis/common/tracing.h"
 #include "trellis/gateway/exchange.h"
+#include "trellis/gateway/filters/upstream_guard_filter.h"
 #include "trellis/gateway/upstream_guard.h"
 
 namespace trellis::gateway {
 
 class Upstreams;
 struct UpstreamResult;
-
-// The guard of each upstream, with its metrics.
-class UpstreamGuards {
- public:
-  UpstreamGuards(const std::map<std::string, UpstreamPolicy>& policies,
-                 metrics::Registry& registry);
-  UpstreamGuard* find(const std::string& upstream);
-  void count_rejection(const std::string& upstream, const std::string& reason);
-  void count_retry(const std::string& upstream);
-  void publish_state(const std::string& upstream);
-
- private:
-  std::map<std::string, std::unique_ptr<UpstreamGuard>> guards_;
-  metrics::Family<metrics::Counter>& rejections_;
-  metrics::Family<metrics::Counter>& retries_;
-  metrics::Family<metrics::Gauge>& circuit_;
-};
 
 class UpstreamFilter final : public Filter {
  public:
@@ -56,7 +40,6 @@ class UpstreamFilter final : public Filter {
     std::vector<std::pair<std::string, std::string>> metadata;
     std::chrono::steady_clock::time_point deadline;
     int retries = 0;
-    bool guard_released = false;
   };
   void send(const std::shared_ptr<Attempt>& attempt);
   void on_result(const std::shared_ptr<Attempt>& attempt, UpstreamResult result);
