@@ -111,7 +111,7 @@ struct BackgroundTasks::State : std::enable_shared_from_this<BackgroundTasks::St
     }
     redis.command({"PING"}, [self = shared_from_this()](RedisResult r) {
       bool ok = r.ok && r.reply.type == RedisReply::Type::kStatus;
-      self->readiness.set("redis", ok, ok ? "ok" : r.error);
+      self->readiness.set_startup_requirement("redis", ok, ok ? "ok" : r.error);
     });
     probe_timer.expires_after(std::chrono::seconds(1));
     probe_timer.async_wait([self = shared_from_this()](boost::system::error_code ec) {

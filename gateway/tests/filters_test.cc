@@ -408,3 +408,22 @@ TEST(UpstreamGuardFilter, ShedsBeyondMaxInFlightAndOpensOnFailures) {
 
 }  // namespace
 }  // namespace trellis::gateway
+
+namespace trellis::gateway {
+namespace {
+
+TEST(Readiness, StartupRequirementsDegradeInsteadOfFailingOnceMet) {
+  Readiness readiness;
+  readiness.set_startup_requirement("redis", false, "connection refused");
+  EXPECT_FALSE(readiness.ready());  // never reachable yet: not ready
+  readiness.set_startup_requirement("redis", true, "ok");
+  EXPECT_TRUE(readiness.ready());
+  readiness.set_startup_requirement("redis", false, "connection refused");
+  EXPECT_TRUE(readiness.ready());
+  EXPECT_NE(readiness.to_json().find("degraded: connection refused"), std::string::npos);
+  readiness.set("upstream:users", false, "down");  // an ordinary check still fails readiness
+  EXPECT_FALSE(readiness.ready());
+}
+
+}  // namespace
+}  // namespace trellis::gateway

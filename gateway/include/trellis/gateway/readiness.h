@@ -11,6 +11,10 @@ namespace trellis::gateway {
 class Readiness {
  public:
   void set(const std::string& check, bool ok, std::string detail = {});
+  // A dependency needed to become ready, whose later loss only degrades service (the gateway
+  // keeps answering what it can; pulling every replica out of a load balancer would turn a Redis
+  // outage into a total one). After its first success, failures read "degraded: ..." but ok.
+  void set_startup_requirement(const std::string& check, bool ok, std::string detail = {});
   void set_draining() {
     std::lock_guard lock(mutex_);
     draining_ = true;
@@ -24,6 +28,8 @@ class Readiness {
   struct Check {
     bool ok = false;
     std::string detail;
+    bool ever_ok = false;
+    bool degraded = false;
   };
   mutable std::mutex mutex_;
   std::map<std::string, Check> checks_;
