@@ -78,7 +78,27 @@ PgPool::Lease PgPool::acquire_fresh() {
   return acquire(true);
 }
 
+void PgPool::attach_metrics(metrics::Registry& registry, const std::string& pool_name) {
+  acquire_seconds_ =
+      &registry.histogram("db_pool_acquire_seconds", "Time to obtain a pooled connection", {"pool"})
+           .with({pool_name});
+  transaction_seconds_ = &registry
+                              .histogram("db_transaction_seconds",
+                                         "Database transaction latency incl. retries", {"pool"})
+                              .with({pool_name});
+}
+
 PgPool::Lease PgPool::acquire(bool fresh) {
+  // Observed however the acquisition ends (a timeout is the interesting case).
+  struct Timer {
+    metrics::Histogram* histogram;
+    std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
+    ~Timer() {
+      if (!histogram) return;
+      std::chrono::duration<double> elapsed = std::chrono::steady_clock::now() - started;
+      histogram->observe(elapsed.count());
+    }
+  } timer{acquire_seconds_};
   auto deadline =
       std::chrono::steady_clock::now() + std::chrono::milliseconds(options_.acquire_timeout_ms);
   std::unique_ptr<pqxx::connection> retired;  // closed outside the lock: closing does I/O

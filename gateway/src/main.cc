@@ -64,6 +64,7 @@ int run(const std::string& config_path) {
   redis_options.port = config.redis_port;
   redis_options.command_timeout_ms = config.redis_command_timeout_ms;
   auto redis = RedisClient::create(io, redis_options);
+  redis->attach_metrics(registry, "shared");
   redis->start();
   StreamInvalidator invalidator(io, redis_options, config.cache.invalidation_streams);
   invalidator.start();

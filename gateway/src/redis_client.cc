@@ -536,8 +536,29 @@ bool RedisClient::connected() const {
   return impl_->connected();
 }
 
+void RedisClient::attach_metrics(metrics::Registry& registry, const std::string& client_name) {
+  latency_ = &registry
+                  .histogram("redis_command_duration_seconds",
+                             "Redis command latency as seen by the gateway", {"client"})
+                  .with({client_name});
+  errors_ = &registry
+                 .counter("redis_errors_total",
+                          "Failed Redis commands (transport errors and error replies)", {"client"})
+                 .with({client_name});
+}
+
 void RedisClient::command(std::vector<std::string> args, std::function<void(RedisResult)> done) {
-  impl_->command(std::move(args), std::move(done));
+  if (!latency_) {
+    impl_->command(std::move(args), std::move(done));
+    return;
+  }
+  auto started = std::chrono::steady_clock::now();
+  impl_->command(std::move(args), [this, started, done = std::move(done)](RedisResult result) {
+    std::chrono::duration<double> elapsed = std::chrono::steady_clock::now() - started;
+    latency_->observe(elapsed.count());
+    if (!result.ok || result.reply.type == RedisReply::Type::kError) errors_->inc();
+    done(std::move(result));
+  });
 }
 
 }  // namespace trellis::gateway

@@ -46,10 +46,11 @@ std::optional<CacheEntry> LruCache::get(const std::string& key) {
   return it->second->second;
 }
 
-void LruCache::put(const std::string& key, CacheEntry entry) {
+size_t LruCache::put(const std::string& key, CacheEntry entry) {
   std::lock_guard lock(mutex_);
   auto size = key.size() + entry.body.size() + entry.etag.size() + entry.generation.size();
-  if (size > max_bytes_) return;
+  if (size > max_bytes_) return 0;
+  size_t evicted = 0;
   if (auto it = index_.find(key); it != index_.end()) {
     auto& old = it->second->second;
     bytes_ -= key.size() + old.body.size() + old.etag.size() + old.generation.size();
@@ -66,7 +67,9 @@ void LruCache::put(const std::string& key, CacheEntry entry) {
     index_.erase(victim.first);
     order_.pop_back();
     ++evictions_;
+    ++evicted;
   }
+  return evicted;
 }
 
 size_t LruCache::bytes() const {

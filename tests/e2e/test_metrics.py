@@ -53,6 +53,8 @@ class MetricsTest(unittest.TestCase):
                                             'method="/trellis.users.v1.AuthService/Signup",'
                                             'code="0"}'), 1)
         self.assertIn("http_request_duration_seconds_bucket", text)
+        # Redis as seen by the gateway (token revocation checks, readiness probes).
+        self.assertGreater(value(text, 'redis_command_duration_seconds_count{client="shared"}'), 0)
 
         status, _, users_text = scrape(self.users_metrics_port)
         self.assertEqual(status, 200)
@@ -60,6 +62,8 @@ class MetricsTest(unittest.TestCase):
                                            '"/trellis.users.v1.AuthService/Signup",code="OK"}'), 1)
         self.assertEqual(value(users_text, 'users_signups_total{outcome="ok"}'), 1)
         self.assertIsNotNone(value(users_text, 'db_pool_connections{state="open"}'))
+        self.assertGreaterEqual(value(users_text, 'db_transaction_seconds_count{pool="users"}'), 2)
+        self.assertGreaterEqual(value(users_text, 'db_pool_acquire_seconds_count{pool="users"}'), 2)
 
     def test_metrics_are_not_on_the_public_port(self):
         r = self.stack.http("GET", "/metrics")

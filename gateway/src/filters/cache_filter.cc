@@ -56,7 +56,16 @@ CacheFilter::CacheFilter(CacheSettings settings, RedisClient& redis, metrics::Re
                                  "Cacheable requests by route and result (hit_l1, hit_l2, miss, "
                                  "coalesced, bypass)",
                                  {"route", "result"})),
-      l1_bytes_(registry.gauge("gateway_cache_l1_bytes", "Bytes held by the L1 cache").with({})) {}
+      l1_bytes_(registry.gauge("gateway_cache_l1_bytes", "Bytes held by the L1 cache").with({})),
+      l1_evictions_(registry
+                        .counter("gateway_cache_l1_evictions_total",
+                                 "L1 entries evicted to stay within l1_max_bytes")
+                        .with({})) {}
+
+void CacheFilter::store_l1(const std::string& key, const CacheEntry& entry) {
+  l1_evictions_.inc(l1_.put(key, entry));
+  l1_bytes_.set(static_cast<int64_t>(l1_.bytes()));
+}
 
 const CacheRoute* CacheFilter::cached_route(const std::string& route_template) const {
   for (const auto& route : settings_.routes) {
@@ -119,7 +128,7 @@ void CacheFilter::lookup(const ExchangePtr& exchange, const CacheRoute& route) {
                      if (shared.type == RedisReply::Type::kString) {
                        auto entry = CacheEntry::parse(shared.str);
                        if (entry && entry->generation == generation && entry->expires_at_ms > now) {
-                         l1_.put(entry_key, *entry);
+                         store_l1(entry_key, *entry);
                          requests_.with({route.route, "hit_l2"}).inc();
                          serve(exchange, route, *entry, "HIT");
                          return;
@@ -181,8 +190,7 @@ void CacheFilter::on_response(Exchange& exchange) {
     entry.etag = strong_etag(response.body);
     entry.body = response.body;
     entry.expires_at_ms = now_ms() + route->ttl_s * 1000LL;
-    l1_.put(context.cache_key, entry);
-    l1_bytes_.set(static_cast<int64_t>(l1_.bytes()));
+    store_l1(context.cache_key, entry);
     redis_.command(
         {"SET", context.cache_key, entry.serialize(), "PX", std::to_string(route->ttl_s * 1000LL)},
         [](RedisResult) {});  // best effort: L2 is an optimisation

@@ -57,6 +57,7 @@ int run(const std::string& config_path, const std::vector<std::string>& command)
 
   if (config.migrate_on_start) apply_migrations(pool);
   metrics::Registry registry;
+  pool.attach_metrics(registry, "orders");
   register_pool_metrics(registry, pool);
   std::unique_ptr<metrics::MetricsServer> metrics_server;
   if (!config.metrics_listen.empty()) {

@@ -56,6 +56,7 @@ int run(const std::string& config_path, const std::vector<std::string>& command)
 
   if (config.migrate_on_start) apply_migrations(pool);
   metrics::Registry registry;
+  pool.attach_metrics(registry, "users");
   auto& pool_connections =
       registry.gauge("db_pool_connections", "PostgreSQL pool connections by state", {"state"});
   registry.on_collect([&] {

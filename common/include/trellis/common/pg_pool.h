@@ -5,8 +5,10 @@
 
 #include <pqxx/pqxx>
 
+#include "trellis/common/metrics.h"
 #include "trellis/common/tracing.h"
 
+#include <chrono>
 #include <condition_variable>
 #include <functional>
 #include <memory>
@@ -101,6 +103,13 @@ class PgPool {
 
   const PgOptions& options() const { return options_; }
 
+  // Times acquisitions (db_pool_acquire_seconds) and transactions (db_transaction_seconds) under
+  // the given pool name. Call before use.
+  void attach_metrics(metrics::Registry& registry, const std::string& pool_name);
+  void record_transaction(double seconds) const {
+    if (transaction_seconds_) transaction_seconds_->observe(seconds);
+  }
+
  private:
   Lease acquire(bool fresh);
   std::unique_ptr<pqxx::connection> open_connection();
@@ -109,6 +118,8 @@ class PgPool {
   const PgOptions options_;
   const std::string conninfo_;
   const Preparer preparer_;
+  metrics::Histogram* acquire_seconds_ = nullptr;
+  metrics::Histogram* transaction_seconds_ = nullptr;
 
   mutable std::mutex mutex_;
   std::condition_variable returned_;
@@ -123,8 +134,23 @@ class PgPool {
 //  - pqxx::broken_connection before commit was attempted: once, on a freshly opened connection;
 //  - serialization failure or deadlock (the server rolled the transaction back): up to 3 times.
 // So `work` must not have side effects outside the transaction that a second call would repeat.
+// Records the duration of one with_transaction call, retries included, however it ends.
+class TransactionTimer {
+ public:
+  explicit TransactionTimer(const PgPool& pool) : pool_(pool) {}
+  ~TransactionTimer() {
+    std::chrono::duration<double> elapsed = std::chrono::steady_clock::now() - started_;
+    pool_.record_transaction(elapsed.count());
+  }
+
+ private:
+  const PgPool& pool_;
+  std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
+};
+
 template <class Fn>
 auto with_transaction(PgPool& pool, Fn&& work) {
+  TransactionTimer timer(pool);
   // A child of the thread's current span (the RPC), when tracing is on.
   tracing::ChildSpan span("db.transaction", tracing::SpanKind::kClient,
                           {{"db.system", "postgresql"}, {"db.name", pool.options().dbname}});

@@ -5,6 +5,8 @@
 // compile): the io_context is only forward-declared and the implementation sits behind a pimpl.
 #pragma once
 
+#include "trellis/common/metrics.h"
+
 #include <functional>
 #include <memory>
 #include <string>
@@ -66,6 +68,9 @@ class RedisClient {
   void command(std::vector<std::string> args, std::function<void(RedisResult)> done);
 
   // True once the connection is up and AUTH/PING succeeded; thread-safe.
+  // Times every command and counts failures (transport errors and -ERR replies) in `registry`
+  // under the given client name. Call before start().
+  void attach_metrics(metrics::Registry& registry, const std::string& client_name);
   bool connected() const;
 
   class Impl;
@@ -73,6 +78,8 @@ class RedisClient {
  private:
   explicit RedisClient(std::shared_ptr<Impl> impl);
   std::shared_ptr<Impl> impl_;
+  metrics::Histogram* latency_ = nullptr;
+  metrics::Counter* errors_ = nullptr;
 };
 
 }  // namespace trellis::gateway

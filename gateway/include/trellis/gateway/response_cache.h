@@ -53,7 +53,8 @@ class LruCache {
  public:
   explicit LruCache(size_t max_bytes) : max_bytes_(max_bytes) {}
   std::optional<CacheEntry> get(const std::string& key);
-  void put(const std::string& key, CacheEntry entry);
+  // Returns how many older entries were evicted to make room.
+  size_t put(const std::string& key, CacheEntry entry);
   size_t bytes() const;
   uint64_t evictions() const;
 

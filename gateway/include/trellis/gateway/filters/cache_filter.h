@@ -43,6 +43,8 @@ class CacheFilter final : public Filter {
   std::map<std::string, std::vector<ExchangePtr>> waiting_;
   metrics::Family<metrics::Counter>& requests_;
   metrics::Gauge& l1_bytes_;
+  metrics::Counter& l1_evictions_;
+  void store_l1(const std::string& key, const CacheEntry& entry);
 };
 
 }  // namespace trellis::gateway
