@@ -218,7 +218,7 @@ void ServiceHost::add_service(grpc::Service* service, std::string full_name) {
   services_.emplace_back(service, std::move(full_name));
 }
 
-void ServiceHost::start() {
+void ServiceHost::start(bool serving) {
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
@@ -234,9 +234,17 @@ void ServiceHost::start() {
     throw std::runtime_error("cannot listen on " + listen_address_);
   }
   auto* health = server_->GetHealthCheckService();
+  health->SetServingStatus(serving);
+  for (auto& [service, name] : services_) health->SetServingStatus(name, serving);
+  log::info("grpc server listening",
+            {{"address", listen_address_}, {"port", bound_port_}, {"serving", serving}});
+}
+
+void ServiceHost::set_serving() {
+  auto* health = server_->GetHealthCheckService();
   health->SetServingStatus(true);
   for (auto& [service, name] : services_) health->SetServingStatus(name, true);
-  log::info("grpc server listening", {{"address", listen_address_}, {"port", bound_port_}});
+  log::info("serving");
 }
 
 void ServiceHost::run_until_signal(int grace_ms, int drain_delay_ms) {

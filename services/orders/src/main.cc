@@ -55,7 +55,6 @@ int run(const std::string& config_path, const std::vector<std::string>& command)
   }
   if (!command.empty()) return usage();
 
-  if (config.migrate_on_start) apply_migrations(pool);
   metrics::Registry registry;
   pool.attach_metrics(registry, "orders");
   register_pool_metrics(registry, pool);
@@ -72,7 +71,10 @@ int run(const std::string& config_path, const std::vector<std::string>& command)
 
   service::ServiceHost host(config.grpc_listen, registry);
   host.add_service(&handler, orders::v1::OrderService::service_full_name());
-  host.start();
+  // Health says NOT_SERVING while the schema is brought up to date, then SERVING.
+  host.start(/*serving=*/false);
+  if (config.migrate_on_start) apply_migrations(pool);
+  host.set_serving();
   relay.start();
   maintenance.start();
   host.run_until_signal(config.grace_ms, config.drain_delay_ms);

@@ -54,7 +54,6 @@ int run(const std::string& config_path, const std::vector<std::string>& command)
   }
   if (!command.empty()) return usage();
 
-  if (config.migrate_on_start) apply_migrations(pool);
   metrics::Registry registry;
   pool.attach_metrics(registry, "users");
   auto& pool_connections =
@@ -80,7 +79,10 @@ int run(const std::string& config_path, const std::vector<std::string>& command)
   service::ServiceHost host(config.grpc_listen, registry);
   host.add_service(&auth, users::v1::AuthService::service_full_name());
   host.add_service(&user, users::v1::UserService::service_full_name());
-  host.start();
+  // Health says NOT_SERVING while the schema is brought up to date, then SERVING.
+  host.start(/*serving=*/false);
+  if (config.migrate_on_start) apply_migrations(pool);
+  host.set_serving();
   host.run_until_signal(config.grace_ms, config.drain_delay_ms);
   return 0;
 }

@@ -400,3 +400,37 @@ TEST_F(UsersServiceTest, EveryRpcAndBusinessOutcomeIsCounted) {
 
 }  // namespace
 }  // namespace trellis::users
+
+namespace trellis::service {
+namespace {
+
+std::string health_bytes(int port) {
+  auto channel =
+      grpc::CreateChannel("127.0.0.1:" + std::to_string(port), grpc::InsecureChannelCredentials());
+  grpc::GenericStub stub(channel);
+  grpc::ClientContext context;
+  grpc::Slice empty("");
+  grpc::ByteBuffer request(&empty, 1), response;
+  std::promise<grpc::Status> done;
+  stub.UnaryCall(&context, "/grpc.health.v1.Health/Check", grpc::StubOptions(), &request, &response,
+                 [&](grpc::Status status) { done.set_value(status); });
+  if (!done.get_future().get().ok()) return "error";
+  std::vector<grpc::Slice> slices;
+  response.Dump(&slices);
+  std::string bytes;
+  for (auto& slice : slices)
+    bytes.append(reinterpret_cast<const char*>(slice.begin()), slice.size());
+  return bytes;
+}
+
+TEST(ServiceHost, ReportsNotServingUntilReady) {
+  metrics::Registry registry;
+  ServiceHost host("127.0.0.1:0", registry);
+  host.start(/*serving=*/false);
+  EXPECT_EQ(health_bytes(host.bound_port()), std::string("\x08\x02", 2));  // NOT_SERVING
+  host.set_serving();
+  EXPECT_EQ(health_bytes(host.bound_port()), std::string("\x08\x01", 2));  // SERVING
+}
+
+}  // namespace
+}  // namespace trellis::service

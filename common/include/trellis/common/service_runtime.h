@@ -78,9 +78,11 @@ class ServiceHost {
 
   // Services must outlive the host.
   void add_service(grpc::Service* service, std::string full_name);
-  // Starts serving; health reports SERVING for "" and every added service. Throws when the
-  // address cannot be bound.
-  void start();
+  // Starts serving; health reports SERVING for "" and every added service — or NOT_SERVING
+  // when `serving` is false, e.g. while migrations still run, until set_serving(). Throws when
+  // the address cannot be bound.
+  void start(bool serving = true);
+  void set_serving();
   int bound_port() const { return bound_port_; }
   // Blocks until SIGTERM or SIGINT, then reports NOT_SERVING (clients that health-check stop
   // picking this replica), keeps serving for `drain_delay_ms`, stops accepting calls and lets
