@@ -4,14 +4,11 @@
 #include <string>
 
 #include "trellis/common/pg_pool.h"
+#include "trellis/common/service_config.h"
 
 namespace trellis::orders {
 
-struct RedisConfig {
-  std::string host = "127.0.0.1";
-  int port = 6379;
-  int timeout_ms = 500;  // connect and command timeout of the outbox relay (1..60000)
-};
+using RedisConfig = service::RedisSettings;  // the outbox relay's connection
 
 // The `orders` block: business rules and the background loops.
 struct OrdersConfig {
@@ -28,14 +25,10 @@ struct OrdersConfig {
   int relay_backoff_max_ms = 5000;    // reconnect backoff doubles up to this (100..600000)
 };
 
-struct Config {
-  std::string grpc_listen = "127.0.0.1:50052";
-  std::string log_level = "info";
-  std::string metrics_listen;  // "host:port" of GET /metrics; empty: no metrics endpoint
-  int drain_delay_ms = 0;      // SIGTERM: NOT_SERVING at once, still serving this long (for LBs)
-  int grace_ms = 10000;        // then in-flight calls get this long to finish
-  std::string otlp_endpoint;   // "http://host:4318/v1/traces"; empty: spans are not exported
-  db::PgOptions database;      // dbname and user default to trellis_orders
+// The shared service settings (grpc, log_level, metrics, shutdown, tracing) plus the orders'.
+struct Config : service::RuntimeSettings {
+  Config() { grpc_listen = "127.0.0.1:50052"; }
+  db::PgOptions database;  // dbname and user default to trellis_orders
   bool migrate_on_start = true;
   RedisConfig redis;
   OrdersConfig orders;

@@ -5,14 +5,11 @@
 #include <string>
 
 #include "trellis/common/pg_pool.h"
+#include "trellis/common/service_config.h"
 
 namespace trellis::users {
 
-struct RedisConfig {
-  std::string host = "127.0.0.1";
-  int port = 6379;
-  int timeout_ms = 500;  // connect and command timeout for revocation writes
-};
+using RedisConfig = service::RedisSettings;  // revocation writes
 
 struct TokenConfig {
   std::string issuer = "trellis";
@@ -29,14 +26,10 @@ struct PasswordConfig {
   int mem_limit_kib = 19456;
 };
 
-struct Config {
-  std::string grpc_listen = "127.0.0.1:50051";
-  std::string log_level = "info";
-  std::string metrics_listen;  // "host:port" of GET /metrics; empty: no metrics endpoint
-  int drain_delay_ms = 0;      // SIGTERM: NOT_SERVING at once, still serving this long (for LBs)
-  int grace_ms = 10000;        // then in-flight calls get this long to finish
-  std::string otlp_endpoint;   // "http://host:4318/v1/traces"; empty: spans are not exported
-  db::PgOptions database;
+// The shared service settings (grpc, log_level, metrics, shutdown, tracing) plus the users'.
+struct Config : service::RuntimeSettings {
+  Config() { grpc_listen = "127.0.0.1:50051"; }
+  db::PgOptions database;  // dbname and user default to trellis_users
   bool migrate_on_start = true;
   RedisConfig redis;
   TokenConfig tokens;
