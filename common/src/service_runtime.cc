@@ -10,6 +10,7 @@
 #include <stdexcept>
 #include <thread>
 
+#include "trellis/common/config.h"
 #include "trellis/common/pg_pool.h"
 
 #include "trellis/common/trace.h"
@@ -266,6 +267,30 @@ void ServiceHost::run_until_signal(int grace_ms, int drain_delay_ms) {
   server_.reset();
   log::info("stopped");
   log::flush();
+}
+
+int run_service_main(int argc, char** argv, const ServiceMain& run,
+                     const std::function<int()>& usage) {
+  block_shutdown_signals();
+  std::string config_path;
+  std::vector<std::string> command;
+  for (int i = 1; i < argc; ++i) {
+    if (std::string_view(argv[i]) == "--config" && i + 1 < argc) {
+      config_path = argv[++i];
+    } else {
+      command.emplace_back(argv[i]);
+    }
+  }
+  if (config_path.empty()) return usage();
+  try {
+    return run(config_path, command);
+  } catch (const config::ConfigError& e) {
+    log::error("invalid configuration", {{"error", e.what()}});
+    return 78;
+  } catch (const std::exception& e) {
+    log::error("fatal", {{"error", e.what()}});
+    return 1;
+  }
 }
 
 // Blocks SIGTERM/SIGINT in every thread so that run_until_signal's sigwait receives them; must

@@ -87,24 +87,5 @@ int run(const std::string& config_path, const std::vector<std::string>& command)
 }  // namespace
 
 int main(int argc, char** argv) {
-  trellis::service::block_shutdown_signals();
-  std::string config_path;
-  std::vector<std::string> command;
-  for (int i = 1; i < argc; ++i) {
-    if (std::strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
-      config_path = argv[++i];
-    } else {
-      command.emplace_back(argv[i]);
-    }
-  }
-  if (config_path.empty()) return usage();
-  try {
-    return run(config_path, command);
-  } catch (const trellis::config::ConfigError& e) {
-    trellis::log::error("invalid configuration", {{"error", e.what()}});
-    return 78;
-  } catch (const std::exception& e) {
-    trellis::log::error("fatal", {{"error", e.what()}});
-    return 1;
-  }
+  return trellis::service::run_service_main(argc, argv, run, usage);
 }

@@ -63,6 +63,15 @@ std::vector<std::string> split_roles(std::string_view text);
 // ServiceHost::run_until_signal instead of killing the process mid-request.
 void block_shutdown_signals();
 
+// The main() of every service: blocks the shutdown signals, reads `--config FILE` and the
+// remaining words (a sub-command such as `migrate`), runs `run`, and turns a configuration error
+// into exit code 78 (EX_CONFIG) and any other escaping error into 1, both logged. Without
+// --config it calls `usage`.
+using ServiceMain =
+    std::function<int(const std::string& config_path, const std::vector<std::string>& command)>;
+int run_service_main(int argc, char** argv, const ServiceMain& run,
+                     const std::function<int()>& usage);
+
 // Owns the gRPC server of one service process.
 class ServiceHost {
  public:
