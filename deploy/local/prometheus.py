@@ -20,20 +20,18 @@ deploy/prometheus/rules/, so a local Prometheus evaluates exactly what productio
 from __future__ import annotations
 
 import argparse
-import ctypes
+
 import http.client
 import json
 import os
 import re
 import signal
-import socket
 import string
 import subprocess
 import sys
-import time
 import urllib.parse
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PROMETHEUS_BINARY = Path("/usr/bin/prometheus")
@@ -43,14 +41,11 @@ DEFAULT_RULE_FILES = (str(REPO_ROOT / "deploy" / "prometheus" / "rules" / "*.yml
 JOB_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 TARGET = re.compile(r"[A-Za-z0-9.\-]+:\d{1,5}|\[[0-9A-Fa-f:.]+\]:\d{1,5}")
 
-
 class PrometheusError(Exception):
     """A failure worth one clear message (with the server's log tail when it has one)."""
 
-
 # --------------------------------------------------------------------------------------------
 # Configuration
-
 
 def duration(seconds: float) -> str:
     """Prometheus duration text; milliseconds, so sub-second intervals survive."""
@@ -58,7 +53,6 @@ def duration(seconds: float) -> str:
         raise ValueError(f"interval must be positive, not {seconds}")
     millis = round(seconds * 1000)
     return f"{millis // 1000}s" if millis % 1000 == 0 else f"{millis}ms"
-
 
 def render_config(
     targets: Mapping[str, Sequence[str]],
@@ -98,7 +92,6 @@ def render_config(
     template = string.Template(CONFIG_TEMPLATE.read_text())
     return template.substitute({key: json.dumps(value) for key, value in values.items()})
 
-
 def write_config(path: Path, targets: Mapping[str, Sequence[str]], **options: Any) -> Path:
     """Writes render_config(targets, **options) to path atomically."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -107,64 +100,18 @@ def write_config(path: Path, targets: Mapping[str, Sequence[str]], **options: An
     os.replace(tmp, path)
     return path
 
-
 # --------------------------------------------------------------------------------------------
-# Process helpers (the same conventions as stack.py, kept here so this module stands alone)
+# Process helpers: the same ones as the rest of the local stack
 
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _pid_alive(pid: int) -> bool:
-    """True for a live process; a zombie counts as gone."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat[stat.rfind(")") + 2 :][:1] not in ("Z", "X")
-
-
-def _cmdline(pid: int) -> list[str]:
-    try:
-        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return []
-    return [part.decode(errors="replace") for part in raw.split(b"\0") if part]
-
-
-def _wait_until(predicate: Callable[[], bool], timeout: float, interval: float = 0.05) -> bool:
-    deadline = time.monotonic() + timeout
-    while True:
-        if predicate():
-            return True
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(interval)
-
-
-def _die_with_parent() -> None:
-    # PR_SET_PDEATHSIG: a test run that is killed takes its Prometheus with it.
-    PR_SET_PDEATHSIG = 1
-    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-
-
-def _tail(path: Path, lines: int = 30) -> str:
-    try:
-        with open(path, "rb") as f:
-            f.seek(0, os.SEEK_END)
-            f.seek(max(0, f.tell() - 64 * 1024))
-            text = f.read().decode(errors="replace")
-    except OSError:
-        return "(no log)"
-    return "\n".join(text.splitlines()[-lines:]) or "(empty log)"
-
+from stack import cmdline as _cmdline  # noqa: E402
+from stack import free_port  # noqa: E402,F401  (part of this module's interface)
+from stack import _die_with_parent  # noqa: E402
+from stack import pid_alive as _pid_alive  # noqa: E402
+from stack import tail as _tail  # noqa: E402
+from stack import wait_until as _wait_until  # noqa: E402
 
 # --------------------------------------------------------------------------------------------
 # The server
-
 
 class Prometheus:
     """One Prometheus on 127.0.0.1:port with everything under work_dir unless told otherwise:
@@ -368,10 +315,8 @@ class Prometheus:
     def rule_groups(self) -> list[dict]:
         return self.api("rules")["groups"]
 
-
 # --------------------------------------------------------------------------------------------
 # Command line
-
 
 def _parse_targets(pairs: Sequence[str]) -> dict[str, list[str]]:
     targets: dict[str, list[str]] = {}
@@ -381,7 +326,6 @@ def _parse_targets(pairs: Sequence[str]) -> dict[str, list[str]]:
             raise ValueError(f"--target {pair!r}: expected JOB=HOST:PORT")
         targets.setdefault(job, []).append(address)
     return targets
-
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="prometheus.py", description=__doc__.split("\n")[0])
@@ -412,7 +356,6 @@ def main(argv: list[str]) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 1
     return 0
-
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))
