@@ -20,7 +20,6 @@ deploy/prometheus/rules/, so a local Prometheus evaluates exactly what productio
 from __future__ import annotations
 
 import argparse
-
 import http.client
 import json
 import os
@@ -41,11 +40,14 @@ DEFAULT_RULE_FILES = (str(REPO_ROOT / "deploy" / "prometheus" / "rules" / "*.yml
 JOB_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 TARGET = re.compile(r"[A-Za-z0-9.\-]+:\d{1,5}|\[[0-9A-Fa-f:.]+\]:\d{1,5}")
 
+
 class PrometheusError(Exception):
     """A failure worth one clear message (with the server's log tail when it has one)."""
 
+
 # --------------------------------------------------------------------------------------------
 # Configuration
+
 
 def duration(seconds: float) -> str:
     """Prometheus duration text; milliseconds, so sub-second intervals survive."""
@@ -53,6 +55,7 @@ def duration(seconds: float) -> str:
         raise ValueError(f"interval must be positive, not {seconds}")
     millis = round(seconds * 1000)
     return f"{millis // 1000}s" if millis % 1000 == 0 else f"{millis}ms"
+
 
 def render_config(
     targets: Mapping[str, Sequence[str]],
@@ -92,6 +95,7 @@ def render_config(
     template = string.Template(CONFIG_TEMPLATE.read_text())
     return template.substitute({key: json.dumps(value) for key, value in values.items()})
 
+
 def write_config(path: Path, targets: Mapping[str, Sequence[str]], **options: Any) -> Path:
     """Writes render_config(targets, **options) to path atomically."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -100,18 +104,21 @@ def write_config(path: Path, targets: Mapping[str, Sequence[str]], **options: An
     os.replace(tmp, path)
     return path
 
+
 # --------------------------------------------------------------------------------------------
 # Process helpers: the same ones as the rest of the local stack
 
+from stack import _die_with_parent  # noqa: E402
 from stack import cmdline as _cmdline  # noqa: E402
 from stack import free_port  # noqa: E402,F401  (part of this module's interface)
-from stack import _die_with_parent  # noqa: E402
 from stack import pid_alive as _pid_alive  # noqa: E402
 from stack import tail as _tail  # noqa: E402
 from stack import wait_until as _wait_until  # noqa: E402
 
+
 # --------------------------------------------------------------------------------------------
 # The server
+
 
 class Prometheus:
     """One Prometheus on 127.0.0.1:port with everything under work_dir unless told otherwise:
@@ -315,8 +322,10 @@ class Prometheus:
     def rule_groups(self) -> list[dict]:
         return self.api("rules")["groups"]
 
+
 # --------------------------------------------------------------------------------------------
 # Command line
+
 
 def _parse_targets(pairs: Sequence[str]) -> dict[str, list[str]]:
     targets: dict[str, list[str]] = {}
@@ -326,6 +335,7 @@ def _parse_targets(pairs: Sequence[str]) -> dict[str, list[str]]:
             raise ValueError(f"--target {pair!r}: expected JOB=HOST:PORT")
         targets.setdefault(job, []).append(address)
     return targets
+
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="prometheus.py", description=__doc__.split("\n")[0])
@@ -356,6 +366,7 @@ def main(argv: list[str]) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 1
     return 0
+
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))
