@@ -113,8 +113,8 @@ UserRecord UserStore::create_user(const std::string& email, const std::string& d
 
 std::optional<std::pair<UserRecord, std::string>> UserStore::find_credentials(
     const std::string& email) {
-  return db::with_transaction(
-      pool_, [&](pqxx::work& tx) -> std::optional<std::pair<UserRecord, std::string>> {
+  return db::with_read(
+      pool_, [&](pqxx::nontransaction& tx) -> std::optional<std::pair<UserRecord, std::string>> {
         auto rows = tx.exec_prepared("users_credentials", email);
         if (rows.empty()) return std::nullopt;
         return std::make_pair(read_user(rows[0]), rows[0][5].as<std::string>());
@@ -123,7 +123,7 @@ std::optional<std::pair<UserRecord, std::string>> UserStore::find_credentials(
 
 std::optional<UserRecord> UserStore::find_by_id(const std::string& id) {
   if (!is_uuid(id)) return std::nullopt;
-  return db::with_transaction(pool_, [&](pqxx::work& tx) -> std::optional<UserRecord> {
+  return db::with_read(pool_, [&](pqxx::nontransaction& tx) -> std::optional<UserRecord> {
     auto rows = tx.exec_prepared("users_by_id", id);
     if (rows.empty()) return std::nullopt;
     return read_user(rows[0]);

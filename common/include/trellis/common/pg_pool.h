@@ -187,4 +187,24 @@ auto with_transaction(PgPool& pool, Fn&& work) {
   }
 }
 
+// Runs a single read `read(tx)` (tx is a pqxx::nontransaction) on a pooled connection: one round
+// trip instead of BEGIN/statement/COMMIT. Only for one statement (or reads that need no common
+// snapshot). Retried once on a fresh connection when the connection was found broken.
+template <class Fn>
+auto with_read(PgPool& pool, Fn&& read) {
+  TransactionTimer timer(pool);
+  tracing::ChildSpan span("db.read", tracing::SpanKind::kClient,
+                          {{"db.system", "postgresql"}, {"db.name", pool.options().dbname}});
+  for (bool reconnected = false;; reconnected = true) {
+    auto lease = reconnected ? pool.acquire_fresh() : pool.acquire();
+    try {
+      pqxx::nontransaction tx(*lease);
+      return read(tx);
+    } catch (const pqxx::broken_connection&) {
+      lease.discard();
+      if (reconnected) throw;
+    }
+  }
+}
+
 }  // namespace trellis::db
