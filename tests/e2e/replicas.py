@@ -1,9 +1,11 @@
-"""Extra replicas of a stack's components for tests that need more than one: the same config
-file, with environment overrides (TRELLIS_<COMPONENT>__KEY__SUB=value) for ports and targets."""
+"""Helpers for tests that run more than one process: extra replicas of a stack's components (the
+same config file, with environment overrides TRELLIS_<COMPONENT>__KEY__SUB=value for ports and
+targets) and waiting for a condition while processes start or stop."""
 
 import os
 import signal
 import subprocess
+import time
 
 from harness import local
 
@@ -31,3 +33,17 @@ class Replica:
                 self.process.kill()
                 self.process.wait()
         return self.process.returncode if self.process else None
+
+
+def wait_for(predicate, timeout=15.0, interval=0.05):
+    """Polls `predicate` until it is true or `timeout` passes; connection errors count as false
+    (the process being waited for may not listen yet)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if predicate():
+                return True
+        except OSError:
+            pass
+        time.sleep(interval)
+    return False

@@ -4,29 +4,16 @@ import http.client
 import re
 import tempfile
 import threading
-import time
 import unittest
 import uuid
 from pathlib import Path
 
 from harness import Stack, http_request, local
-from replicas import Replica
+from replicas import Replica, wait_for
 
 CACHE = {"routes": [{"route": "/v1/users/me", "ttl_s": 60, "per_user": True,
                      "invalidated_by": ["PATCH /v1/users/me"]}]}
 GET_ME = 'grpc_server_handled_total{method="/trellis.users.v1.UserService/GetMe",code="OK"}'
-
-
-def wait_for(predicate, timeout=15.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if predicate():
-                return True
-        except OSError:
-            pass
-        time.sleep(0.05)
-    return False
 
 
 class CacheTest(unittest.TestCase):

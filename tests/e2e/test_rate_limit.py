@@ -8,7 +8,7 @@ import uuid
 from pathlib import Path
 
 from harness import KeepAliveSession, Stack, http_request, local
-from replicas import Replica
+from replicas import Replica, wait_for
 
 LIMIT, WINDOW, BURST = 30, 3, 10
 POLICIES = {"replicas": 2, "policies": [
@@ -17,18 +17,6 @@ POLICIES = {"replicas": 2, "policies": [
     {"name": "me-user", "key": "user", "limit": 5, "window_s": 60, "burst": 5,
      "routes": ["/v1/users/me"]},
 ]}
-
-
-def wait_for(predicate, timeout=15.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if predicate():
-                return True
-        except OSError:
-            pass
-        time.sleep(0.05)
-    return False
 
 
 class RateLimitTest(unittest.TestCase):

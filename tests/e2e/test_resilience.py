@@ -6,17 +6,9 @@ import unittest
 import uuid
 
 from harness import Stack
+from replicas import wait_for
 
 PASSWORD = "correct horse battery"
-
-
-def wait_for(predicate, timeout=10.0, interval=0.1):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return False
 
 
 class DependencyLossTest(unittest.TestCase):

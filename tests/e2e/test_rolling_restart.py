@@ -11,21 +11,9 @@ import uuid
 from pathlib import Path
 
 from harness import Stack, http_request, local
-from replicas import Replica
+from replicas import Replica, wait_for
 
 DRAIN_MS = 600
-
-
-def wait_for(predicate, timeout=20.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if predicate():
-                return True
-        except OSError:
-            pass
-        time.sleep(0.05)
-    return False
 
 
 class RollingRestartTest(unittest.TestCase):

@@ -9,19 +9,7 @@ import uuid
 from pathlib import Path
 
 from harness import KeepAliveSession, Stack, http_request, local
-from replicas import Replica
-
-
-def wait_for(predicate, timeout=15.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if predicate():
-                return True
-        except OSError:
-            pass
-        time.sleep(0.05)
-    return False
+from replicas import Replica, wait_for
 
 
 class ReplicaLossTest(unittest.TestCase):
