@@ -1,5 +1,7 @@
 #include "trellis/common/migrator.h"
 
+#include "trellis/common/digest.h"
+
 #include <openssl/evp.h>
 
 #include <algorithm>
@@ -195,13 +197,7 @@ void apply(pqxx::connection& connection, const Migration& migration) {
 }  // namespace
 
 std::string migration_checksum(std::string_view sql) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string hex;
-  for (unsigned char byte : sha256(sql)) {
-    hex += kHex[byte >> 4];
-    hex += kHex[byte & 0xf];
-  }
-  return hex;
+  return sha256_hex(sql);
 }
 
 int migrate(pqxx::connection& connection, const std::vector<Migration>& migrations,

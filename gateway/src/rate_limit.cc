@@ -1,7 +1,8 @@
 #include "trellis/gateway/rate_limit.h"
 
+#include "trellis/common/digest.h"
+
 #include <arpa/inet.h>
-#include <openssl/sha.h>
 
 #include <algorithm>
 #include <cstring>
@@ -64,18 +65,7 @@ return {1, remaining, math.ceil((new_tat - now) / 1000), 0}
 }
 
 const std::string& gcra_script_sha1() {
-  static const std::string sha = [] {
-    unsigned char digest[SHA_DIGEST_LENGTH];
-    SHA1(reinterpret_cast<const unsigned char*>(gcra_script().data()), gcra_script().size(),
-         digest);
-    static const char* kHex = "0123456789abcdef";
-    std::string hex;
-    for (unsigned char byte : digest) {
-      hex.push_back(kHex[byte >> 4]);
-      hex.push_back(kHex[byte & 15]);
-    }
-    return hex;
-  }();
+  static const std::string sha = sha1_hex(gcra_script());
   return sha;
 }
 

@@ -1,6 +1,6 @@
 #include "trellis/gateway/response_cache.h"
 
-#include <openssl/sha.h>
+#include "trellis/common/digest.h"
 
 #include <algorithm>
 
@@ -83,15 +83,7 @@ uint64_t LruCache::evictions() const {
 }
 
 std::string strong_etag(const std::string& body) {
-  unsigned char digest[SHA256_DIGEST_LENGTH];
-  SHA256(reinterpret_cast<const unsigned char*>(body.data()), body.size(), digest);
-  static const char* kHex = "0123456789abcdef";
-  std::string etag = "\"";
-  for (int i = 0; i < 16; ++i) {
-    etag.push_back(kHex[digest[i] >> 4]);
-    etag.push_back(kHex[digest[i] & 15]);
-  }
-  return etag + "\"";
+  return "\"" + sha256_hex(body).substr(0, 32) + "\"";
 }
 
 bool etag_matches(std::string_view header, const std::string& etag) {

@@ -63,15 +63,4 @@ std::string check_page_size(bool present, int requested, int& out) {
   return {};
 }
 
-bool is_uuid(std::string_view text) {
-  if (text.size() != 36) return false;
-  for (size_t i = 0; i < text.size(); ++i) {
-    char c = text[i];
-    bool dash_position = i == 8 || i == 13 || i == 18 || i == 23;
-    if (dash_position != (c == '-')) return false;
-    if (!dash_position && !std::isxdigit(static_cast<unsigned char>(c))) return false;
-  }
-  return true;
-}
-
 }  // namespace trellis::orders

@@ -54,17 +54,6 @@ pqxx::binarystring token_hash(const std::string& token) {
 
 }  // namespace
 
-bool is_uuid(const std::string& text) {
-  if (text.size() != 36) return false;
-  for (size_t i = 0; i < text.size(); ++i) {
-    char c = text[i];
-    bool dash_position = i == 8 || i == 13 || i == 18 || i == 23;
-    if (dash_position != (c == '-')) return false;
-    if (!dash_position && !std::isxdigit(static_cast<unsigned char>(c))) return false;
-  }
-  return true;
-}
-
 void UserStore::prepare(pqxx::connection& c) {
   std::string columns = kUserColumns;
   c.prepare("users_insert",

@@ -3,6 +3,8 @@
 // client receives with INVALID_ARGUMENT (400).
 #pragma once
 
+#include "trellis/common/digest.h"
+
 #include <cstddef>
 #include <string>
 #include <string_view>
@@ -30,6 +32,6 @@ std::string check_new_order(const std::vector<LineItem>& items, const std::strin
 std::string check_page_size(bool present, int requested, int& out);
 
 // Order ids are UUIDs; anything else cannot name an order (answered as not found).
-bool is_uuid(std::string_view text);
+using trellis::is_uuid;  // trellis/common/digest.h
 
 }  // namespace trellis::orders

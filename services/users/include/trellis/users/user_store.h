@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "trellis/common/digest.h"
 #include "trellis/common/pg_pool.h"
 
 namespace trellis::users {
@@ -69,6 +70,6 @@ class UserStore {
   db::PgPool& pool_;
 };
 
-bool is_uuid(const std::string& text);
+using trellis::is_uuid;  // trellis/common/digest.h
 
 }  // namespace trellis::users
