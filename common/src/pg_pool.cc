@@ -86,6 +86,15 @@ void PgPool::attach_metrics(metrics::Registry& registry, const std::string& pool
                               .histogram("db_transaction_seconds",
                                          "Database transaction latency incl. retries", {"pool"})
                               .with({pool_name});
+  // The registry calls back at every scrape: the pool must outlive it (both live in main()).
+  auto& connections =
+      registry.gauge("db_pool_connections", "PostgreSQL pool connections by state", {"state"});
+  registry.on_collect([&connections, this] {
+    auto now = stats();
+    connections.with({"open"}).set(now.open);
+    connections.with({"in_use"}).set(now.in_use);
+    connections.with({"waiting"}).set(now.waiting);
+  });
 }
 
 PgPool::Lease PgPool::acquire(bool fresh) {

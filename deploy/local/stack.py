@@ -1,6 +1,6 @@
 #!/usr/bin/python3
-"""Runs Trellis on this machine: PostgreSQL 15, Redis 7, trellis-users, trellis-orders and
-trellis-gateway.
+"""Runs Trellis on this machine: PostgreSQL 15, Redis 7, trellis-users, trellis-orders,
+trellis-notifications and trellis-gateway.
 
 `./trellis up|down|status|logs|admin|test` call this file, and tests/e2e/harness.py imports it,
 so the developer stack and the end-to-end tests start every component the same way.
@@ -37,6 +37,7 @@ PG_SUPERUSER = "postgres"
 BINARIES = {
     "users": "services/users/trellis-users",
     "orders": "services/orders/trellis-orders",
+    "notifications": "services/notifications/trellis-notifications",
     "gateway": "gateway/trellis-gateway",
 }
 # Linux limit for a unix socket path (sun_path) including the terminating NUL.
@@ -377,7 +378,7 @@ def deep_merge(base: dict, overrides: dict | None) -> dict:
     return merged
 
 
-def users_config(
+def service_config(
     *,
     grpc_port: int,
     pg_port: int,
@@ -385,14 +386,11 @@ def users_config(
     db_user: str,
     db_password: str,
     redis_port: int,
-    keys_dir: Path,
-    kid: str,
     pg_host: str = "127.0.0.1",
     redis_host: str = "127.0.0.1",
-    overrides: dict | None = None,
 ) -> dict:
-    # Exactly the keys trellis-users accepts: it rejects unknown ones.
-    config = {
+    """The keys every service shares (common/include/trellis/common/service_config.h)."""
+    return {
         "grpc": {"listen": f"127.0.0.1:{grpc_port}"},
         "log_level": "info",
         "database": {
@@ -407,55 +405,41 @@ def users_config(
         },
         "migrate_on_start": True,
         "redis": {"host": redis_host, "port": redis_port, "timeout_ms": 500},
-        "tokens": {
-            "issuer": "trellis",
-            "audience": "trellis-api",
-            "access_ttl_s": 900,
-            "refresh_ttl_s": 2592000,
-            "keys_dir": str(keys_dir.resolve()),
-            "active_kid": kid,
-        },
-        "passwords": {"ops_limit": 2, "mem_limit_kib": 19456},
+    }
+
+
+# Each service's own keys on top of service_config(): exactly the keys its binary accepts (it
+# rejects unknown ones). keyword arguments are those of service_config() plus `overrides`.
+def users_config(*, keys_dir: Path, kid: str, overrides: dict | None = None, **shared) -> dict:
+    config = service_config(**shared)
+    config["tokens"] = {
+        "issuer": "trellis",
+        "audience": "trellis-api",
+        "access_ttl_s": 900,
+        "refresh_ttl_s": 2592000,
+        "keys_dir": str(keys_dir.resolve()),
+        "active_kid": kid,
+    }
+    config["passwords"] = {"ops_limit": 2, "mem_limit_kib": 19456}
+    return deep_merge(config, overrides)
+
+
+def orders_config(*, overrides: dict | None = None, **shared) -> dict:
+    config = service_config(**shared)
+    config["orders"] = {
+        "auto_confirm_delay_ms": 2000,
+        "idempotency_ttl_s": 86400,
+        "relay_stream": "trellis:events:orders",
+        "relay_batch": 100,
+        "relay_interval_ms": 200,
     }
     return deep_merge(config, overrides)
 
 
-def orders_config(
-    *,
-    grpc_port: int,
-    pg_port: int,
-    dbname: str,
-    db_user: str,
-    db_password: str,
-    redis_port: int,
-    pg_host: str = "127.0.0.1",
-    redis_host: str = "127.0.0.1",
-    overrides: dict | None = None,
-) -> dict:
-    # Exactly the keys trellis-orders accepts: it rejects unknown ones.
-    config = {
-        "grpc": {"listen": f"127.0.0.1:{grpc_port}"},
-        "log_level": "info",
-        "database": {
-            "host": pg_host,
-            "port": pg_port,
-            "dbname": dbname,
-            "user": db_user,
-            "password": db_password,
-            "pool_size": 8,
-            "acquire_timeout_ms": 1000,
-            "statement_timeout_ms": 5000,
-        },
-        "migrate_on_start": True,
-        "redis": {"host": redis_host, "port": redis_port, "timeout_ms": 500},
-        "orders": {
-            "auto_confirm_delay_ms": 2000,
-            "idempotency_ttl_s": 86400,
-            "relay_stream": "trellis:events:orders",
-            "relay_batch": 100,
-            "relay_interval_ms": 200,
-        },
-    }
+def notifications_config(*, overrides: dict | None = None, **shared) -> dict:
+    config = service_config(**shared)
+    config["consumer"] = {"stream": "trellis:events:orders", "group": "notifications"}
+    config["push"] = {"stream": "trellis:notifications:push"}
     return deep_merge(config, overrides)
 
 
@@ -464,6 +448,7 @@ def gateway_config(
     http_port: int,
     users_port: int,
     orders_port: int,
+    notifications_port: int,
     redis_port: int,
     redis_host: str = "127.0.0.1",
     overrides: dict | None = None,
@@ -478,6 +463,7 @@ def gateway_config(
         "upstreams": {
             "users": {"target": f"127.0.0.1:{users_port}"},
             "orders": {"target": f"127.0.0.1:{orders_port}"},
+            "notifications": {"target": f"127.0.0.1:{notifications_port}"},
         },
         "redis": {"host": redis_host, "port": redis_port, "command_timeout_ms": 250},
         "auth": {
@@ -758,10 +744,15 @@ def redis_command(port: int, command: bytes, timeout: float = 1.0) -> bytes | No
 
 
 class Redis:
-    """A daemonized redis-server on 127.0.0.1 that keeps nothing on disk."""
+    """A daemonized redis-server on 127.0.0.1. Persistent: an append-only file in data_dir
+    (fsync every second), so the event streams survive a restart or a kill of Redis, as they
+    must in production; otherwise it keeps nothing on disk (throwaway test servers)."""
 
-    def __init__(self, port: int, data_dir: Path, pidfile: Path, log_path: Path):
+    def __init__(
+        self, port: int, data_dir: Path, pidfile: Path, log_path: Path, *, persistent: bool = False
+    ):
         self.port, self.data_dir, self.pidfile, self.log_path = port, data_dir, pidfile, log_path
+        self.persistent = persistent
 
     def running_pid(self) -> int | None:
         return running_pid(self.pidfile, ("redis-server", f":{self.port}"))
@@ -776,7 +767,11 @@ class Redis:
         argv = [shutil.which("redis-server") or "/usr/bin/redis-server",
                 "--bind", "127.0.0.1", "--port", str(self.port), "--daemonize", "yes",
                 "--pidfile", str(self.pidfile), "--dir", str(self.data_dir),
-                "--logfile", str(self.log_path), "--save", "", "--appendonly", "no"]
+                "--logfile", str(self.log_path), "--save", ""]
+        if self.persistent:
+            argv += ["--appendonly", "yes", "--appendfsync", "everysec"]
+        else:
+            argv += ["--appendonly", "no"]
         result = subprocess.run(argv, capture_output=True, text=True, check=False)
         if result.returncode != 0 or not wait_until(
             lambda: self.ping() and read_pidfile(self.pidfile) is not None, 10.0
@@ -877,11 +872,13 @@ def env_port(var: str, default: int) -> int:
 class LocalStack:
     """Everything `./trellis up` runs, with its state in <repo>/.trellis/."""
 
-    COMPONENTS = ("postgres", "redis", "users", "orders", "gateway")
+    COMPONENTS = ("postgres", "redis", "users", "orders", "notifications", "gateway")
+    SERVICES = ("users", "orders", "notifications")
     DB_ROLE = "trellis_users"
     DB_NAME = "trellis_users"
     # Each service owns its database through its own role.
     ORDERS_DB = "trellis_orders"
+    NOTIFICATIONS_DB = "trellis_notifications"
 
     def __init__(self) -> None:
         self.state = Path(os.environ.get("TRELLIS_STATE_DIR") or REPO_ROOT / ".trellis").resolve()
@@ -896,6 +893,7 @@ class LocalStack:
             "redis": ("TRELLIS_REDIS_PORT", 56379),
             "users": ("TRELLIS_USERS_PORT", 50051),
             "orders": ("TRELLIS_ORDERS_PORT", 50052),
+            "notifications": ("TRELLIS_NOTIFICATIONS_PORT", 50053),
             "gateway": ("TRELLIS_HTTP_PORT", 8080),
         }
         # What this invocation asks for (environment or defaults)...
@@ -958,7 +956,8 @@ class LocalStack:
 
     def redis(self) -> Redis:
         return Redis(
-            self.ports["redis"], self.state / "redis", self.pidfile("redis"), self.log_path("redis")
+            self.ports["redis"], self.state / "redis", self.pidfile("redis"),
+            self.log_path("redis"), persistent=True,
         )
 
     def component_pid(self, name: str) -> int | None:
@@ -972,6 +971,7 @@ class LocalStack:
             "redis": self.redis().running_pid(),
             "users": self.component_pid("users"),
             "orders": self.component_pid("orders"),
+            "notifications": self.component_pid("notifications"),
             "gateway": self.component_pid("gateway"),
         }
 
@@ -986,6 +986,7 @@ class LocalStack:
             "gateway": env_port("TRELLIS_ADMIN_PORT", 8081),
             "users": env_port("TRELLIS_USERS_METRICS_PORT", 9101),
             "orders": env_port("TRELLIS_ORDERS_METRICS_PORT", 9102),
+            "notifications": env_port("TRELLIS_NOTIFICATIONS_METRICS_PORT", 9103),
             "prometheus": env_port("TRELLIS_PROMETHEUS_PORT", 9090),
         }
 
@@ -1035,6 +1036,12 @@ class LocalStack:
         provision_database(pg.client(), self.DB_ROLE, db_password, self.DB_NAME)
         orders_password = read_or_create_secret(self.secrets_dir / f"{self.ORDERS_DB}.password")
         provision_database(pg.client(), self.ORDERS_DB, orders_password, self.ORDERS_DB)
+        notifications_password = read_or_create_secret(
+            self.secrets_dir / f"{self.NOTIFICATIONS_DB}.password"
+        )
+        provision_database(
+            pg.client(), self.NOTIFICATIONS_DB, notifications_password, self.NOTIFICATIONS_DB
+        )
 
         redis = self.redis()
         if running["redis"]:
@@ -1061,16 +1068,24 @@ class LocalStack:
         )
         orders["metrics"] = {"listen": f"127.0.0.1:{metrics['orders']}"}
         write_config(self.config_path("orders"), orders)
+        notifications = notifications_config(
+            grpc_port=ports["notifications"], pg_port=ports["postgres"],
+            dbname=self.NOTIFICATIONS_DB, db_user=self.NOTIFICATIONS_DB,
+            db_password=notifications_password, redis_port=ports["redis"],
+        )
+        notifications["metrics"] = {"listen": f"127.0.0.1:{metrics['notifications']}"}
+        write_config(self.config_path("notifications"), notifications)
         gateway = gateway_config(
             http_port=ports["gateway"], users_port=ports["users"],
-            orders_port=ports["orders"], redis_port=ports["redis"],
+            orders_port=ports["orders"], notifications_port=ports["notifications"],
+            redis_port=ports["redis"],
         )
         gateway["admin"] = {"address": "127.0.0.1", "port": metrics["gateway"]}
         write_config(self.config_path("gateway"), gateway)
 
         deadline = time.monotonic() + 60.0
         alive: dict[str, Callable[[], bool]] = {}
-        for name in ("users", "orders", "gateway"):
+        for name in (*self.SERVICES, "gateway"):
             pid = running[name]
             if pid:
                 self.report(name, "already running", pid, ports)
@@ -1115,6 +1130,7 @@ class LocalStack:
                 "gateway": [f"127.0.0.1:{metrics['gateway']}"],
                 "users": [f"127.0.0.1:{metrics['users']}"],
                 "orders": [f"127.0.0.1:{metrics['orders']}"],
+                "notifications": [f"127.0.0.1:{metrics['notifications']}"],
             },
             scrape_interval_s=5.0,
         )
@@ -1154,6 +1170,7 @@ Try it:
        -H 'Idempotency-Key: first-order' \\
        -d '{{"items":[{{"sku":"BOOK-1","quantity":2,"unit_price_cents":1500}}],"currency":"EUR"}}'
   curl -sS {base_url}/v1/orders -H "Authorization: Bearer $TOKEN"
+  curl -sS {base_url}/v1/notifications -H "Authorization: Bearer $TOKEN"
 
 Make someone an admin:  ./trellis admin grant ada@example.com
 Logs:    {logs}  (./trellis logs [NAME])
@@ -1168,7 +1185,7 @@ Stop:    ./trellis down"""
         if (self.state / "prometheus").is_dir():
             say(f"{'prometheus':<9} {self.prometheus().stop()}")
         running = self.running()
-        for name in ("gateway", "orders", "users"):
+        for name in ("gateway", *reversed(self.SERVICES)):
             pid = running[name]
             outcome = stop_pid(pid) if pid else "not running"
             self.pidfile(name).unlink(missing_ok=True)

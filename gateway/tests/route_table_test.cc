@@ -84,7 +84,7 @@ TEST_F(LinkedRoutes, UnknownPathHasNoAllowedMethods) {
 }
 
 TEST_F(LinkedRoutes, UpstreamsAreCollected) {
-  EXPECT_EQ(table.upstreams(), (std::vector<std::string>{"orders", "users"}));
+  EXPECT_EQ(table.upstreams(), (std::vector<std::string>{"notifications", "orders", "users"}));
 }
 
 }  // namespace

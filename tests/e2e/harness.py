@@ -1,10 +1,12 @@
-"""End-to-end harness: a private trellis-users + trellis-orders + trellis-gateway per Stack.
+"""End-to-end harness: a private trellis-users + trellis-orders + trellis-notifications +
+trellis-gateway per Stack.
 
 Runs against the PostgreSQL and Redis that `./trellis test` starts (TRELLIS_TEST_* variables).
 Each Stack gets its own databases and roles (one per service), signing key, ports, log files and
-orders event stream (stack.orders_stream), so stacks may run in parallel. Redis is shared unless
-own_redis=True (then the stack starts a private one, which a test may also stop to see how the
-services cope).
+orders event stream (stack.orders_stream) and notifications push stream (stack.push_stream), so
+stacks may run in parallel. Redis is shared unless own_redis=True (then the stack starts a private
+one, which a test may also stop to see how the services cope; persistent_redis=True gives it an
+append-only file, so that it keeps its streams across a kill, as production Redis must).
 
     from harness import Stack
 
@@ -161,9 +163,11 @@ def servers_from_env() -> dict[str, str]:
 
 
 class Stack:
-    """trellis-users, trellis-orders and trellis-gateway on free ports, with fresh databases."""
+    """trellis-users, trellis-orders, trellis-notifications and trellis-gateway on free ports,
+    with fresh databases."""
 
-    COMPONENTS = ("users", "orders", "gateway")
+    COMPONENTS = ("users", "orders", "notifications", "gateway")
+    SERVICES = ("users", "orders", "notifications")
 
     def __init__(
         self,
@@ -173,6 +177,8 @@ class Stack:
         own_redis: bool = False,
         ready_timeout: float = 30.0,
         orders_overrides: dict | None = None,
+        notifications_overrides: dict | None = None,
+        persistent_redis: bool = False,
     ):
         env = servers_from_env()
         self.pg_host = env["TRELLIS_TEST_PG_HOST"]
@@ -184,6 +190,8 @@ class Stack:
         self.users_overrides = users_overrides
         self.gateway_overrides = gateway_overrides
         self.orders_overrides = orders_overrides
+        self.notifications_overrides = notifications_overrides
+        self.persistent_redis = persistent_redis
         self.own_redis = own_redis
         self.ready_timeout = ready_timeout
 
@@ -196,6 +204,13 @@ class Stack:
         self.orders_stream = f"trellis:events:orders:{self.db_name}"
         self.orders_port = 0
         self.orders_config: dict = {}
+        self.notifications_db_name = f"{self.db_name}_notifications"  # also the role's name
+        self.notifications_db_password = secrets.token_urlsafe(18)
+        # Likewise each stack's notifications push to their own fan-out stream.
+        self.push_stream = f"trellis:notifications:push:{self.db_name}"
+        self.dead_letter_stream = f"{self.orders_stream}:dead-letter"
+        self.notifications_port = 0
+        self.notifications_config: dict = {}
         self.http_port = 0
         self.users_port = 0
         self.base_url = ""
@@ -221,7 +236,11 @@ class Stack:
         atexit.register(self.stop)  # a test that forgets stop() must not leak servers
         try:
             self._prepare()
-            for name, port in (("users", self.users_port), ("orders", self.orders_port)):
+            for name, port in (
+                ("users", self.users_port),
+                ("orders", self.orders_port),
+                ("notifications", self.notifications_port),
+            ):
                 process = self.start_component(name)
                 local.wait_for_listen(port, self.ready_timeout, lambda p=process: p.poll() is None)
             self.start_component("gateway")
@@ -242,17 +261,22 @@ class Stack:
                 self.work_dir / "redis",
                 self.work_dir / "redis.pid",
                 self.work_dir / "redis.log",
+                persistent=self.persistent_redis,
             )
             self.redis.start()
             self.redis_host, self.redis_port = "127.0.0.1", self.redis.port
         self._db_created = True
         local.provision_database(self.pg_admin(), self.db_name, self.db_password, self.db_name)
-        local.provision_database(
-            self.pg_admin(), self.orders_db_name, self.orders_db_password, self.orders_db_name
-        )
+        for name, password in (
+            (self.orders_db_name, self.orders_db_password),
+            (self.notifications_db_name, self.notifications_db_password),
+        ):
+            local.provision_database(self.pg_admin(), name, password, name)
         self.keys_dir = self.work_dir / "keys"
         self.kid = local.generate_signing_key(self.keys_dir)
-        self.users_port, self.orders_port, self.http_port = local.free_ports(3)
+        self.users_port, self.orders_port, self.notifications_port, self.http_port = (
+            local.free_ports(4)
+        )
         self.base_url = f"http://127.0.0.1:{self.http_port}"
         self.log_paths = {name: self.work_dir / f"{name}.log" for name in self.COMPONENTS}
         self.config_paths = {name: self.work_dir / f"{name}.json" for name in self.COMPONENTS}
@@ -282,20 +306,45 @@ class Stack:
                 {"orders": {"relay_stream": self.orders_stream}}, self.orders_overrides
             ),
         )
+        self.notifications_config = local.notifications_config(
+            grpc_port=self.notifications_port,
+            pg_host=self.pg_host,
+            pg_port=self.pg_port,
+            dbname=self.notifications_db_name,
+            db_user=self.notifications_db_name,
+            db_password=self.notifications_db_password,
+            redis_host=self.redis_host,
+            redis_port=self.redis_port,
+            overrides=local.deep_merge(
+                {
+                    "consumer": {
+                        "stream": self.orders_stream,
+                        "dead_letter_stream": self.dead_letter_stream,
+                    },
+                    "push": {"stream": self.push_stream},
+                },
+                self.notifications_overrides,
+            ),
+        )
         self.gateway_config = local.gateway_config(
             http_port=self.http_port,
             users_port=self.users_port,
             orders_port=self.orders_port,
+            notifications_port=self.notifications_port,
             redis_host=self.redis_host,
             redis_port=self.redis_port,
             overrides=self.gateway_overrides,
         )
         local.write_config(self.config_paths["users"], self.users_config)
         local.write_config(self.config_paths["orders"], self.orders_config)
+        local.write_config(self.config_paths["notifications"], self.notifications_config)
         local.write_config(self.config_paths["gateway"], self.gateway_config)
 
-    def start_component(self, name: str) -> subprocess.Popen:
-        """(Re)starts one component with its existing config; does not wait for readiness."""
+    def start_component(self, name: str, die_with_parent: bool = True) -> subprocess.Popen:
+        """(Re)starts one component with its existing config; does not wait for readiness.
+        From a thread other than the main one pass die_with_parent=False: the kernel's
+        parent-death signal follows the starting thread, which would kill the component when that
+        thread ends (stop() still stops it)."""
         running = self.processes.get(name)
         if running is not None and running.poll() is None:
             raise HarnessError(f"{name} is already running (pid {running.pid})")
@@ -304,7 +353,7 @@ class Stack:
             self.build_dir,
             self.config_paths[name],
             self.log_paths[name],
-            die_with_parent=True,
+            die_with_parent=die_with_parent,
         )
         return self.processes[name]
 
@@ -338,19 +387,19 @@ class Stack:
             return
         self._started = False
         atexit.unregister(self.stop)
-        for name in ("gateway", "orders", "users"):
+        for name in ("gateway", *reversed(self.SERVICES)):
             self.stop_component(name)
         for name, path in self.log_paths.items():
             self._final_logs[name] = self._read_log(path)
         if self._db_created:
             self._db_created = False
-            for name in (self.db_name, self.orders_db_name):
+            for name in (self.db_name, self.orders_db_name, self.notifications_db_name):
                 try:
                     local.drop_database(self.pg_admin(), name, name)
                 except local.StackError as error:
                     print(f"warning: could not drop {name}: {error}", file=sys.stderr)
             try:
-                self.redis_cli("DEL", self.orders_stream)
+                self.redis_cli("DEL", self.orders_stream, self.dead_letter_stream, self.push_stream)
             except (OSError, subprocess.SubprocessError):
                 pass  # Redis stopped by the test: nothing to clean up
         if self.redis is not None:
@@ -435,6 +484,9 @@ class Stack:
 
     def orders_log_text(self) -> str:
         return self._log_text("orders")
+
+    def notifications_log_text(self) -> str:
+        return self._log_text("notifications")
 
     def log_tails(self, lines: int = 40) -> str:
         return local.log_tails(self.log_paths, lines) if self.log_paths else "(no logs yet)"

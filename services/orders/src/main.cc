@@ -31,17 +31,6 @@ void apply_migrations(trellis::db::PgPool& pool) {
   trellis::db::migrate(*lease, trellis::orders::migrations(), "trellis-orders");
 }
 
-void register_pool_metrics(trellis::metrics::Registry& registry, trellis::db::PgPool& pool) {
-  auto& connections =
-      registry.gauge("db_pool_connections", "PostgreSQL pool connections by state", {"state"});
-  registry.on_collect([&connections, &pool] {
-    auto stats = pool.stats();
-    connections.with({"open"}).set(stats.open);
-    connections.with({"in_use"}).set(stats.in_use);
-    connections.with({"waiting"}).set(stats.waiting);
-  });
-}
-
 int run(const std::string& config_path, const std::vector<std::string>& command) {
   using namespace trellis;
   auto config = orders::load_config(config_path);
@@ -57,7 +46,6 @@ int run(const std::string& config_path, const std::vector<std::string>& command)
 
   metrics::Registry registry;
   pool.attach_metrics(registry, "orders");
-  register_pool_metrics(registry, pool);
   std::unique_ptr<metrics::MetricsServer> metrics_server;
   if (!config.metrics_listen.empty()) {
     metrics_server = std::make_unique<metrics::MetricsServer>(config.metrics_listen, registry);

@@ -1,5 +1,5 @@
+#include "trellis/common/page_cursor.h"
 #include "trellis/common/service_runtime.h"
-#include "trellis/orders/cursor.h"
 #include "trellis/orders/handlers.h"
 #include "trellis/orders/order_proto.h"
 #include "trellis/orders/validation.h"
@@ -26,6 +26,9 @@ Status unauthenticated() {
 Viewer viewer_of(const service::CallContext& call) {
   return {call.identity.user_id, call.identity.has_role("admin")};
 }
+
+// Names the order listing in its page tokens.
+constexpr std::string_view kListing = "trellis.orders.cursor";
 
 // Whose orders a listing shows: binds page tokens to it.
 std::string listing_scope(const Viewer& viewer) {
@@ -86,13 +89,14 @@ Status OrderHandler::ListOrders(grpc::ServerContext* context, const v1::ListOrde
     auto viewer = viewer_of(call);
     std::optional<int64_t> before;
     if (!request->page_token().empty()) {
-      before = decode_cursor(request->page_token(), listing_scope(viewer));
+      before = decode_page_cursor(kListing, request->page_token(), listing_scope(viewer));
       if (!before) return invalid("page_token is not valid for this listing");
     }
     auto page = store_.list(viewer, limit, before);
     for (const auto& order : page.orders) to_proto(order, response->add_orders());
     if (page.more) {
-      response->set_next_page_token(encode_cursor(page.orders.back().seq, listing_scope(viewer)));
+      response->set_next_page_token(
+          encode_page_cursor(kListing, page.orders.back().seq, listing_scope(viewer)));
     }
     return Status::OK;
   });

@@ -2,8 +2,8 @@
 
 #include <google/protobuf/io/coded_stream.h>
 #include <google/protobuf/io/zero_copy_stream_impl_lite.h>
-#include <google/protobuf/util/json_util.h>
 #include <openssl/sha.h>
+#include "trellis/common/proto_json.h"
 
 #include <stdexcept>
 
@@ -59,14 +59,7 @@ std::vector<LineItem> from_proto(const google::protobuf::RepeatedPtrField<v1::Li
 std::string snapshot_json(const OrderRecord& order) {
   v1::Order message;
   to_proto(order, &message);
-  google::protobuf::util::JsonPrintOptions options;
-  options.preserve_proto_field_names = true;
-  options.always_print_primitive_fields = true;
-  std::string json;
-  if (!google::protobuf::util::MessageToJsonString(message, &json, options).ok()) {
-    throw std::runtime_error("order cannot be rendered as JSON");
-  }
-  return json;
+  return service::to_api_json(message);
 }
 
 std::string create_request_hash(const v1::CreateOrderRequest& request) {

@@ -56,7 +56,7 @@ std::string items_json(const std::vector<LineItem>& items) {
 }
 
 void write_event(pqxx::work& tx, const OrderRecord& order, const std::string& type) {
-  tx.exec_prepared0("outbox_insert", order.id, order.user_id, type, snapshot_json(order));
+  tx.exec_prepared("outbox_insert", order.id, order.user_id, type, snapshot_json(order));
 }
 
 }  // namespace
@@ -109,9 +109,12 @@ void OrderStore::prepare(pqxx::connection& c) {
             "DELETE FROM idempotency_keys k USING (SELECT user_id, idempotency_key "
             "FROM idempotency_keys WHERE expires_at <= now() LIMIT $1 FOR UPDATE SKIP LOCKED) d "
             "WHERE k.user_id = d.user_id AND k.idempotency_key = d.idempotency_key");
+  // The NOTIFY is delivered at commit (once per transaction and channel): it wakes the relay.
   c.prepare("outbox_insert",
-            "INSERT INTO outbox (order_id, user_id, type, payload) "
-            "VALUES ($1::uuid, $2::uuid, $3, $4::json)");
+            "WITH event AS (INSERT INTO outbox (order_id, user_id, type, payload) "
+            "VALUES ($1::uuid, $2::uuid, $3, $4::json) RETURNING id) "
+            "SELECT pg_notify('" +
+                std::string(kOutboxChannel) + "', '') FROM event");
   c.prepare("outbox_purge",
             "DELETE FROM outbox o USING (SELECT id FROM outbox WHERE published_at IS NOT NULL "
             "AND published_at < now() - make_interval(secs => $1) "

@@ -4,6 +4,7 @@
 #include <pqxx/pqxx>
 
 #include "trellis/common/log.h"
+#include "trellis/orders/order_store.h"
 
 namespace trellis::orders {
 namespace {
@@ -26,7 +27,10 @@ OutboxRelay::OutboxRelay(db::PgPool& pool, const OrdersConfig& options, RedisCon
                          metrics::Registry* registry)
     : pool_(pool),
       options_(options),
-      writer_(std::move(redis), options.relay_stream, options.relay_stream_maxlen) {
+      writer_(std::move(redis), options.relay_stream, options.relay_stream_maxlen),
+      listener_(pool.options(), kOutboxChannel, [this] {
+        if (failure_delay_ms_ == 0 && loop_) loop_->wake();
+      }) {
   if (registry) {
     published_ = &registry
                       ->counter("orders_outbox_published_total",
@@ -82,9 +86,11 @@ RelayRound OutboxRelay::run_once() {
 void OutboxRelay::start() {
   if (!loop_) loop_ = std::make_unique<BackgroundLoop>("outbox-relay", [this] { return step(); });
   loop_->start();
+  listener_.start();
 }
 
 void OutboxRelay::stop() {
+  listener_.stop();
   if (loop_) loop_->stop();
 }
 
@@ -99,13 +105,14 @@ int OutboxRelay::step() {
   if (backlog_ && round.backlog >= 0) backlog_->set(round.backlog);
   if (!round.error.empty()) {
     if (failures_) failures_->inc();
-    failure_delay_ms_ = failure_delay_ms_ == 0
-                            ? options_.relay_interval_ms
-                            : std::min(failure_delay_ms_ * 2, options_.relay_backoff_max_ms);
+    int delay = failure_delay_ms_ == 0
+                    ? options_.relay_interval_ms
+                    : std::min(failure_delay_ms_ * 2, options_.relay_backoff_max_ms);
+    failure_delay_ms_ = delay;
     // The backoff bounds this to one line per retry.
     log::warn("outbox relay cannot publish, will retry",
-              {{"error", round.error}, {"retry_in_ms", failure_delay_ms_}});
-    return failure_delay_ms_;
+              {{"error", round.error}, {"retry_in_ms", delay}});
+    return delay;
   }
   if (failure_delay_ms_ != 0) log::info("outbox relay publishing again");
   failure_delay_ms_ = 0;

@@ -53,14 +53,4 @@ std::string check_new_order(const std::vector<LineItem>& items, const std::strin
   return {};
 }
 
-std::string check_page_size(bool present, int requested, int& out) {
-  if (!present) {
-    out = kDefaultPageSize;
-    return {};
-  }
-  if (requested < 1 || requested > kMaxPageSize) return "limit must be between 1 and 100";
-  out = requested;
-  return {};
-}
-
 }  // namespace trellis::orders

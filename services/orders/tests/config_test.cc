@@ -1,31 +1,14 @@
 #include "trellis/orders/config.h"
 
 #include <gtest/gtest.h>
-#include <unistd.h>
-
-#include <cstdio>
-#include <cstdlib>
-#include <fstream>
 
 #include "trellis/common/config.h"
+#include "trellis/testing/support.h"
 
 namespace trellis::orders {
 namespace {
 
-class TempConfig {
- public:
-  explicit TempConfig(const std::string& text) {
-    char path[] = "/tmp/orders-config-XXXXXX";
-    close(mkstemp(path));
-    path_ = path;
-    std::ofstream(path_) << text;
-  }
-  ~TempConfig() { std::remove(path_.c_str()); }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
+using TempConfig = testing::TempFile;
 
 TEST(OrdersConfig, DefaultsAreTheDocumentedValues) {
   TempConfig file("{}");

@@ -159,5 +159,22 @@ TEST_F(OutboxRelayTest, TwoRelaysDoNotSendAnEventTwice) {
   EXPECT_EQ(streamed_ids(), all);
 }
 
+TEST_F(OutboxRelayTest, ACommitWakesTheRelayWithoutWaitingForItsPoll) {
+  auto store = make_store();
+  auto options = relay_options();
+  options.relay_interval_ms = 60000;  // polling alone would publish nothing within the test
+  OutboxRelay relay(*pools_.back(), options, redis_);
+  relay.start();
+  // The first round runs at start; let it find the outbox empty and go to sleep.
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  auto started = std::chrono::steady_clock::now();
+  store->create(new_user_id(), sample_order(), std::nullopt);
+  EXPECT_TRUE(wait_until_published(std::chrono::seconds(5)));
+  auto waited = std::chrono::steady_clock::now() - started;
+  relay.stop();
+  EXPECT_LT(waited, std::chrono::seconds(2));
+  EXPECT_EQ(streamed_ids().size(), 1u);
+}
+
 }  // namespace
 }  // namespace trellis::orders::test

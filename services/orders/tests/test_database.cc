@@ -7,18 +7,12 @@
 #include "trellis/common/migrator.h"
 #include "trellis/common/trace.h"
 #include "trellis/orders/database.h"
+#include "trellis/testing/support.h"
 
 namespace trellis::orders::test {
 namespace {
 
-std::string env_or_fail(const char* name) {
-  const char* value = std::getenv(name);
-  if (!value || !*value) {
-    ADD_FAILURE() << name << " is not set: run the suite with ./trellis test";
-    return {};
-  }
-  return value;
-}
+using testing::env_or_fail;
 
 }  // namespace
 
@@ -85,9 +79,7 @@ NewOrder OrdersDatabaseTest::sample_order(int64_t price_cents, int quantity) {
 }
 
 std::string OrdersDatabaseTest::new_user_id() {
-  auto hex = trace::random_hex(16);
-  return hex.substr(0, 8) + "-" + hex.substr(8, 4) + "-4" + hex.substr(13, 3) + "-a" +
-         hex.substr(17, 3) + "-" + hex.substr(20, 12);
+  return testing::random_uuid();
 }
 
 std::vector<std::vector<std::pair<std::string, std::string>>> read_stream(

@@ -64,19 +64,6 @@ TEST(OrderValidation, AcceptsOnlyIso4217Codes) {
   }
 }
 
-TEST(OrderValidation, PageSize) {
-  int size = 0;
-  EXPECT_EQ(check_page_size(false, 0, size), "");
-  EXPECT_EQ(size, 20);
-  EXPECT_EQ(check_page_size(true, 100, size), "");
-  EXPECT_EQ(size, 100);
-  EXPECT_EQ(check_page_size(true, 1, size), "");
-  EXPECT_EQ(size, 1);
-  EXPECT_EQ(check_page_size(true, 0, size), "limit must be between 1 and 100");
-  EXPECT_EQ(check_page_size(true, 101, size), "limit must be between 1 and 100");
-  EXPECT_EQ(check_page_size(true, -1, size), "limit must be between 1 and 100");
-}
-
 TEST(OrderValidation, OrderIdsAreUuids) {
   EXPECT_TRUE(is_uuid("0b6f7a52-2c57-4a43-9d0f-3f1a2a1e3c11"));
   EXPECT_FALSE(is_uuid("0b6f7a52-2c57-4a43-9d0f-3f1a2a1e3c1"));

@@ -56,14 +56,6 @@ int run(const std::string& config_path, const std::vector<std::string>& command)
 
   metrics::Registry registry;
   pool.attach_metrics(registry, "users");
-  auto& pool_connections =
-      registry.gauge("db_pool_connections", "PostgreSQL pool connections by state", {"state"});
-  registry.on_collect([&] {
-    auto stats = pool.stats();
-    pool_connections.with({"open"}).set(stats.open);
-    pool_connections.with({"in_use"}).set(stats.in_use);
-    pool_connections.with({"waiting"}).set(stats.waiting);
-  });
   std::unique_ptr<metrics::MetricsServer> metrics_server;
   if (!config.metrics_listen.empty()) {
     metrics_server = std::make_unique<metrics::MetricsServer>(config.metrics_listen, registry);

@@ -16,20 +16,14 @@
 #include "trellis/common/migrator.h"
 #include "trellis/common/service_runtime.h"
 #include "trellis/common/trace.h"
+#include "trellis/testing/support.h"
 #include "trellis/users/handlers.h"
 #include "trellis/users/migrations.h"
 
 namespace trellis::users {
 namespace {
 
-std::string env_or_fail(const char* name) {
-  const char* value = std::getenv(name);
-  if (!value || !*value) {
-    ADD_FAILURE() << name << " is not set: run the suite with ./trellis test";
-    return {};
-  }
-  return value;
-}
+using testing::env_or_fail;
 
 class UsersServiceTest : public ::testing::Test {
  protected:

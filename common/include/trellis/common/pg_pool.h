@@ -104,7 +104,8 @@ class PgPool {
   const PgOptions& options() const { return options_; }
 
   // Times acquisitions (db_pool_acquire_seconds) and transactions (db_transaction_seconds) under
-  // the given pool name. Call before use.
+  // the given pool name, and reports db_pool_connections{state} at each scrape. Call before use;
+  // the pool must outlive the registry's collections.
   void attach_metrics(metrics::Registry& registry, const std::string& pool_name);
   void record_transaction(double seconds) const {
     if (transaction_seconds_) transaction_seconds_->observe(seconds);

@@ -4,8 +4,8 @@
 // replicas: rows locked by another replica are skipped.
 #pragma once
 
+#include "trellis/common/background_loop.h"
 #include "trellis/common/metrics.h"
-#include "trellis/orders/background_loop.h"
 #include "trellis/orders/config.h"
 #include "trellis/orders/order_store.h"
 

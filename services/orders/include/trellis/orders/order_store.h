@@ -14,6 +14,9 @@
 
 namespace trellis::orders {
 
+// The NOTIFY channel of new outbox rows (sent at commit; the relay listens).
+inline constexpr const char* kOutboxChannel = "trellis_outbox";
+
 // An Idempotency-Key with the hash of the request that came with it.
 struct IdempotencyClaim {
   std::string key;

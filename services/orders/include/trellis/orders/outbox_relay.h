@@ -18,9 +18,10 @@
 #include <memory>
 #include <string>
 
+#include "trellis/common/background_loop.h"
 #include "trellis/common/metrics.h"
+#include "trellis/common/pg_listener.h"
 #include "trellis/common/pg_pool.h"
-#include "trellis/orders/background_loop.h"
 #include "trellis/orders/config.h"
 #include "trellis/orders/stream_writer.h"
 
@@ -48,7 +49,9 @@ class OutboxRelay {
   RelayRound run_once();
 
   // Rounds on a background thread: at once again after a full batch, after relay_interval_ms when
-  // the outbox is drained, with doubling backoff up to relay_backoff_max_ms while failing.
+  // the outbox is drained, with doubling backoff up to relay_backoff_max_ms while failing. A
+  // commit that wrote outbox rows (NOTIFY trellis_outbox) starts a round at once, unless the relay
+  // is backing off: events leave within milliseconds, and polling only covers lost wake-ups.
   void start();
   void stop();
 
@@ -58,11 +61,12 @@ class OutboxRelay {
   db::PgPool& pool_;
   OrdersConfig options_;
   StreamWriter writer_;
-  int failure_delay_ms_ = 0;
+  std::atomic<int> failure_delay_ms_{0};
   metrics::Counter* published_ = nullptr;
   metrics::Counter* failures_ = nullptr;
   metrics::Gauge* backlog_ = nullptr;
   std::unique_ptr<BackgroundLoop> loop_;
+  db::PgListener listener_;
 };
 
 }  // namespace trellis::orders

@@ -17,8 +17,6 @@ namespace trellis::orders {
 inline constexpr size_t kMinItems = 1;
 inline constexpr size_t kMaxItems = 100;
 inline constexpr size_t kMaxSkuChars = 64;
-inline constexpr int kDefaultPageSize = 20;
-inline constexpr int kMaxPageSize = 100;
 
 // A code from ISO 4217's list of currencies in circulation (compiled in; see currencies.cc).
 bool is_iso4217_currency(std::string_view code);
@@ -27,9 +25,6 @@ bool is_iso4217_currency(std::string_view code);
 // would overflow int64. On success fills `out`.
 std::string check_new_order(const std::vector<LineItem>& items, const std::string& currency,
                             NewOrder& out);
-
-// The page size of a list request: 20 when absent, otherwise 1..100.
-std::string check_page_size(bool present, int requested, int& out);
 
 // Order ids are UUIDs; anything else cannot name an order (answered as not found).
 using trellis::is_uuid;  // trellis/common/digest.h

@@ -1,7 +1,7 @@
 // A named thread that runs one step again and again until stopped. The step returns how long to
 // wait before it runs next (0: at once); stop() interrupts the wait, so shutdown never waits out
-// a sleep. A step that throws is logged and retried a second later: background work must never
-// take the process down.
+// a sleep, and wake() cuts a wait short (e.g. when new work was committed). A step that throws is
+// logged and retried a second later: background work must never take the process down.
 #pragma once
 
 #include <condition_variable>
@@ -10,7 +10,7 @@
 #include <string>
 #include <thread>
 
-namespace trellis::orders {
+namespace trellis {
 
 class BackgroundLoop {
  public:
@@ -24,6 +24,9 @@ class BackgroundLoop {
   void start();
   // Waits for a running step to finish; idempotent.
   void stop();
+  // Runs the step at once if it is waiting (or once more right after, if it is running).
+  // Thread-safe.
+  void wake();
 
  private:
   void run();
@@ -33,7 +36,8 @@ class BackgroundLoop {
   std::mutex mutex_;
   std::condition_variable wake_;
   bool stopping_ = false;
+  bool woken_ = false;
   std::thread thread_;
 };
 
-}  // namespace trellis::orders
+}  // namespace trellis

@@ -1,11 +1,20 @@
-#include "trellis/orders/cursor.h"
+#include "trellis/common/page_cursor.h"
 
 #include <gtest/gtest.h>
 
 #include <limits>
 
-namespace trellis::orders {
+namespace trellis {
 namespace {
+
+constexpr std::string_view kListing = "trellis.test.cursor";
+
+std::string encode_cursor(int64_t seq, std::string_view scope) {
+  return encode_page_cursor(kListing, seq, scope);
+}
+std::optional<int64_t> decode_cursor(std::string_view token, std::string_view scope) {
+  return decode_page_cursor(kListing, token, scope);
+}
 
 constexpr const char* kAlphabet =
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
@@ -39,6 +48,24 @@ TEST(PageCursor, IsBoundToItsScope) {
   EXPECT_EQ(decode_cursor(encode_cursor(7, "*"), "*"), 7);
 }
 
+TEST(PageCursor, IsBoundToItsListing) {
+  auto token = encode_page_cursor("trellis.orders.cursor", 7, "u");
+  EXPECT_EQ(decode_page_cursor("trellis.orders.cursor", token, "u"), 7);
+  EXPECT_EQ(decode_page_cursor("trellis.notifications.cursor", token, "u"), std::nullopt);
+}
+
+TEST(PageSize, DefaultsAndBounds) {
+  int size = 0;
+  EXPECT_EQ(check_page_size(false, 0, size), "");
+  EXPECT_EQ(size, kDefaultPageSize);
+  EXPECT_EQ(check_page_size(true, 1, size), "");
+  EXPECT_EQ(size, 1);
+  EXPECT_EQ(check_page_size(true, 100, size), "");
+  EXPECT_EQ(size, 100);
+  EXPECT_EQ(check_page_size(true, 0, size), "limit must be between 1 and 100");
+  EXPECT_EQ(check_page_size(true, 101, size), "limit must be between 1 and 100");
+}
+
 TEST(PageCursor, RefusesMalformedTokens) {
   auto token = encode_cursor(7, "u");
   for (const std::string& bad :
@@ -50,4 +77,4 @@ TEST(PageCursor, RefusesMalformedTokens) {
 }
 
 }  // namespace
-}  // namespace trellis::orders
+}  // namespace trellis

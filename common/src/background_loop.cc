@@ -1,10 +1,10 @@
-#include "trellis/orders/background_loop.h"
+#include "trellis/common/background_loop.h"
 
 #include <chrono>
 
 #include "trellis/common/log.h"
 
-namespace trellis::orders {
+namespace trellis {
 
 BackgroundLoop::BackgroundLoop(std::string name, Step step)
     : name_(std::move(name)), step_(std::move(step)) {}
@@ -29,6 +29,14 @@ void BackgroundLoop::stop() {
   if (thread_.joinable()) thread_.join();
 }
 
+void BackgroundLoop::wake() {
+  {
+    std::lock_guard lock(mutex_);
+    woken_ = true;
+  }
+  wake_.notify_all();
+}
+
 void BackgroundLoop::run() {
   constexpr int kAfterFailureMs = 1000;
   for (;;) {
@@ -40,10 +48,11 @@ void BackgroundLoop::run() {
       delay_ms = kAfterFailureMs;
     }
     std::unique_lock lock(mutex_);
-    if (wake_.wait_for(lock, std::chrono::milliseconds(delay_ms), [this] { return stopping_; })) {
-      return;
-    }
+    wake_.wait_for(lock, std::chrono::milliseconds(delay_ms),
+                   [this] { return stopping_ || woken_; });
+    if (stopping_) return;
+    woken_ = false;
   }
 }
 
-}  // namespace trellis::orders
+}  // namespace trellis

@@ -1,0 +1,130 @@
+#include "trellis/notifications/notification_store.h"
+
+#include <limits>
+#include <pqxx/pqxx>
+
+namespace trellis::notifications {
+namespace {
+
+constexpr const char* kColumns =
+    "id::text, seq, user_id::text, type, coalesce(order_id::text, ''), title, "
+    "(extract(epoch from created_at) * 1000000)::bigint, "
+    "(extract(epoch from read_at) * 1000000)::bigint, pushed_at IS NOT NULL";
+
+NotificationRecord read_row(const pqxx::row& row) {
+  NotificationRecord n;
+  n.id = row[0].as<std::string>();
+  n.seq = row[1].as<int64_t>();
+  n.user_id = row[2].as<std::string>();
+  n.type = row[3].as<std::string>();
+  n.order_id = row[4].as<std::string>();
+  n.title = row[5].as<std::string>();
+  n.created_at_us = row[6].as<int64_t>();
+  if (!row[7].is_null()) n.read_at_us = row[7].as<int64_t>();
+  n.pushed = row[8].as<bool>();
+  return n;
+}
+
+std::vector<NotificationRecord> read_rows(const pqxx::result& rows) {
+  std::vector<NotificationRecord> out;
+  out.reserve(rows.size());
+  for (const auto& row : rows) out.push_back(read_row(row));
+  return out;
+}
+
+std::string uuid_array(const std::vector<std::string>& ids) {
+  std::string text = "{";
+  for (size_t i = 0; i < ids.size(); ++i) {
+    if (i > 0) text += ',';
+    text += ids[i];  // UUIDs from our own rows: no quoting needed
+  }
+  return text + "}";
+}
+
+}  // namespace
+
+void NotificationStore::prepare(pqxx::connection& c) {
+  const std::string columns = kColumns;
+  c.prepare("notifications_insert",
+            "INSERT INTO notifications (source, event_id, user_id, type, order_id, title) "
+            "VALUES ($1, $2, $3::uuid, $4, $5::uuid, $6) "
+            "ON CONFLICT (source, event_id) DO NOTHING RETURNING " +
+                columns);
+  c.prepare("notifications_by_event",
+            "SELECT " + columns + " FROM notifications WHERE source = $1 AND event_id = $2");
+  c.prepare("notifications_list", "SELECT " + columns +
+                                      " FROM notifications WHERE user_id = $1::uuid AND seq < $2 "
+                                      "AND (NOT $3 OR read_at IS NULL) ORDER BY seq DESC LIMIT $4");
+  c.prepare("notifications_mark_read",
+            "UPDATE notifications SET read_at = coalesce(read_at, now()) "
+            "WHERE id = $1::uuid AND user_id = $2::uuid RETURNING " +
+                columns);
+  c.prepare("notifications_unread_count",
+            "SELECT count(*) FROM notifications WHERE user_id = $1::uuid AND read_at IS NULL");
+  c.prepare("notifications_unpushed",
+            "SELECT " + columns +
+                " FROM notifications WHERE pushed_at IS NULL "
+                "AND created_at < now() - make_interval(secs => $1::double precision / 1000) "
+                "ORDER BY seq LIMIT $2");
+  c.prepare("notifications_mark_pushed",
+            "UPDATE notifications SET pushed_at = now() WHERE id = ANY($1::uuid[])");
+}
+
+Recorded NotificationStore::record(const NewNotification& n) {
+  return db::with_transaction(pool_, [&](pqxx::work& tx) {
+    auto inserted = tx.exec_prepared("notifications_insert", n.source, n.event_id, n.user_id,
+                                     n.type, n.order_id, n.title);
+    if (!inserted.empty()) return Recorded{read_row(inserted[0]), true};
+    // A conflicting row exists and is committed (ON CONFLICT waited for it): this statement sees
+    // it.
+    auto existing = tx.exec_prepared("notifications_by_event", n.source, n.event_id);
+    if (existing.empty()) throw std::runtime_error("notification vanished after a conflict");
+    return Recorded{read_row(existing[0]), false};
+  });
+}
+
+NotificationPage NotificationStore::list(const std::string& user_id, bool unread_only, int limit,
+                                         std::optional<int64_t> before_seq) {
+  return db::with_read(pool_, [&](pqxx::nontransaction& tx) {
+    NotificationPage page;
+    auto rows = tx.exec_prepared("notifications_list", user_id,
+                                 before_seq.value_or(std::numeric_limits<int64_t>::max()),
+                                 unread_only, limit + 1);
+    page.notifications = read_rows(rows);
+    if (page.notifications.size() > static_cast<size_t>(limit)) {
+      page.more = true;
+      page.notifications.pop_back();
+    }
+    return page;
+  });
+}
+
+std::optional<NotificationRecord> NotificationStore::mark_read(const std::string& id,
+                                                               const std::string& user_id) {
+  return db::with_transaction(pool_, [&](pqxx::work& tx) -> std::optional<NotificationRecord> {
+    auto rows = tx.exec_prepared("notifications_mark_read", id, user_id);
+    if (rows.empty()) return std::nullopt;
+    return read_row(rows[0]);
+  });
+}
+
+int64_t NotificationStore::unread_count(const std::string& user_id) {
+  return db::with_read(pool_, [&](pqxx::nontransaction& tx) {
+    return tx.exec_prepared1("notifications_unread_count", user_id)[0].as<int64_t>();
+  });
+}
+
+std::vector<NotificationRecord> NotificationStore::unpushed(int older_than_ms, int batch) {
+  return db::with_read(pool_, [&](pqxx::nontransaction& tx) {
+    return read_rows(tx.exec_prepared("notifications_unpushed", older_than_ms, batch));
+  });
+}
+
+void NotificationStore::mark_pushed(const std::vector<std::string>& ids) {
+  if (ids.empty()) return;
+  db::with_transaction(pool_, [&](pqxx::work& tx) {
+    tx.exec_prepared0("notifications_mark_pushed", uuid_array(ids));
+  });
+}
+
+}  // namespace trellis::notifications
