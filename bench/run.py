@@ -1,0 +1,558 @@
+#!/usr/bin/python3
+"""./trellis bench: load scenarios against a real local stack, with references side by side.
+
+Starts its own PostgreSQL (durable: fsync on) and Redis (append-only file), the services and two
+gateways (one with the response cache for /v1/users/me, one without), signs up virtual users and
+then runs, one after another on this machine:
+
+  scenarios   1 cached GET /v1/users/me · 2 the same uncached · 3 GET /v1/orders/{id} uncached
+              4 POST /v1/orders · 5 a mixed user journey · 6 order → WebSocket push latency
+              7 idle authenticated WebSockets: gateway memory each
+  references  nginx returning the same JSON body · nginx proxying to that nginx (one hop)
+              a direct gRPC client of UserService.GetMe (the service behind scenario 2)
+              pgbench select-only and TPC-B-like on the same PostgreSQL
+
+Each HTTP scenario and reference runs closed loop (wrk, fixed concurrency: the throughput) and
+open loop (trellis-loadgen, fixed rate: latency without coordinated omission). Results go to
+bench/results/<time>/ as results.json, results.md and one latency plot (PNG) per scenario.
+
+    ./trellis bench [--duration S] [--only 1,2,nginx,...] [--rate R] [--connections C]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from datetime import datetime, timezone
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "deploy" / "local"))
+sys.path.insert(0, str(REPO / "tests" / "e2e"))  # the e2e harness starts the stack
+
+import stack as local  # noqa: E402
+
+PASSWORD = "bench-password-1234"
+ITEMS = [{"sku": "BOOK-1", "quantity": 2, "unit_price_cents": 1500}]
+
+
+def say(line: str) -> None:
+    print(line, flush=True)
+
+
+def progress(text: str) -> None:
+    """One progress line, rewritten in place on a terminal."""
+    if sys.stdout.isatty():
+        print(f"\r\033[K{text}", end="", flush=True)
+    else:
+        print(text, flush=True)
+
+
+# --------------------------------------------------------------------------------------------
+# Measuring processes
+
+
+class Sampler:
+    """CPU seconds and peak RSS of some processes while a measurement runs."""
+
+    def __init__(self, pids: dict[str, int]):
+        self.pids = pids
+        self.peak_rss_kib = {name: 0 for name in pids}
+        self.cpu_start = {name: self.cpu_seconds(pid) for name, pid in pids.items()}
+        self.started = time.monotonic()
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    @staticmethod
+    def cpu_seconds(pid: int) -> float:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        except (OSError, IndexError, ValueError):
+            return 0.0
+
+    @staticmethod
+    def rss_kib(pid: int) -> int:
+        try:
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+        except OSError:
+            pass
+        return 0
+
+    def run(self) -> None:
+        while not self.stopping.wait(0.25):
+            for name, pid in self.pids.items():
+                self.peak_rss_kib[name] = max(self.peak_rss_kib[name], self.rss_kib(pid))
+
+    def stop(self) -> dict:
+        self.stopping.set()
+        self.thread.join()
+        elapsed = time.monotonic() - self.started
+        return {
+            name: {
+                "cpu_percent": round(
+                    100 * (self.cpu_seconds(pid) - self.cpu_start[name]) / elapsed, 1),
+                "peak_rss_mib": round(self.peak_rss_kib[name] / 1024, 1),
+            }
+            for name, pid in self.pids.items()
+        }
+
+
+# --------------------------------------------------------------------------------------------
+# Load tools
+
+
+class Requests:
+    """A list of HTTP requests written for both tools: TSV for wrk's Lua, JSON lines for
+    trellis-loadgen."""
+
+    def __init__(self, directory: Path, name: str, requests: list[dict]):
+        self.tsv = directory / f"{name}.tsv"
+        self.jsonl = directory / f"{name}.jsonl"
+        with self.tsv.open("w") as tsv, self.jsonl.open("w") as jsonl:
+            for r in requests:
+                headers = "|".join(f"{k}: {v}" for k, v in r.get("headers", {}).items())
+                tsv.write(f"{r['method']}\t{r['path']}\t{headers}\t{r.get('body', '')}\n")
+                jsonl.write(json.dumps(r) + "\n")
+
+
+def closed_loop(port: int, requests: Requests, args) -> dict:
+    argv = ["wrk", f"-t{args.threads}", f"-c{args.connections}", f"-d{args.duration}s",
+            "-s", str(REPO / "bench" / "wrk" / "requests.lua"), f"http://127.0.0.1:{port}",
+            "--", str(requests.tsv)]
+    out = subprocess.run(argv, capture_output=True, text=True, timeout=args.duration + 60)
+    line = next((l for l in out.stdout.splitlines() if l.startswith('{"mode"')), None)
+    if line is None:
+        raise RuntimeError(f"wrk printed no summary: {out.stdout}\n{out.stderr}")
+    result = json.loads(line)
+    result["rate"] = round(result["completed"] / (result["duration_us"] / 1e6), 1)
+    result["concurrency"] = args.connections
+    return result
+
+
+def open_loop(port: int, requests: Requests, rate: float, args) -> dict:
+    argv = [str(args.build_dir / "bench" / "trellis-loadgen"), "--port", str(port),
+            "--rate", str(rate), "--duration", str(args.duration), "--warmup", "1",
+            "--connections", str(args.connections), "--requests", str(requests.jsonl)]
+    out = subprocess.run(argv, capture_output=True, text=True, timeout=args.duration + 60,
+                         check=True)
+    return json.loads(out.stdout)
+
+
+# --------------------------------------------------------------------------------------------
+# References
+
+
+class Nginx:
+    """Debian's nginx: one instance returning a fixed JSON body, one proxying to it."""
+
+    def __init__(self, work: Path, body: str):
+        self.work = work / "nginx"
+        self.work.mkdir(parents=True, exist_ok=True)
+        self.static_port, self.proxy_port = local.free_ports(2)
+        body = body.replace("\\", "\\\\").replace("'", "\\'")
+        self.conf = self.work / "nginx.conf"
+        self.conf.write_text(f"""
+worker_processes 2;
+pid {self.work}/nginx.pid;
+error_log {self.work}/error.log warn;
+user root;
+events {{ worker_connections 4096; }}
+http {{
+  access_log off;
+  client_body_temp_path {self.work}/body;
+  proxy_temp_path {self.work}/proxy;
+  fastcgi_temp_path {self.work}/fastcgi;
+  uwsgi_temp_path {self.work}/uwsgi;
+  scgi_temp_path {self.work}/scgi;
+  keepalive_requests 1000000;
+  server {{
+    listen 127.0.0.1:{self.static_port};
+    location / {{ default_type application/json; return 200 '{body}'; }}
+  }}
+  upstream static {{ server 127.0.0.1:{self.static_port}; keepalive 128; }}
+  server {{
+    listen 127.0.0.1:{self.proxy_port};
+    location / {{
+      proxy_pass http://static;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+    }}
+  }}
+}}
+""")
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            ["/usr/sbin/nginx", "-c", str(self.conf), "-p", str(self.work), "-g", "daemon off;"],
+            stdout=subprocess.DEVNULL, stderr=open(self.work / "stderr.log", "w"))
+        if not local.wait_until(lambda: local.port_accepts(self.proxy_port), 10):
+            raise RuntimeError(f"nginx did not start: {(self.work / 'stderr.log').read_text()}")
+
+    def pids(self) -> dict[str, int]:
+        children = subprocess.run(["pgrep", "-P", str(self.process.pid)], capture_output=True,
+                                  text=True).stdout.split()
+        return {"nginx": self.process.pid, **{f"nginx-{i}": int(p) for i, p in enumerate(children)}}
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGQUIT)
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+
+
+def pgbench(pg_port: int, mode: str, args) -> dict:
+    """pgbench on the stack's PostgreSQL (fsync on): select-only (-S) or TPC-B-like."""
+    binary = str(local.PG_BIN / "pgbench")
+    common = ["-h", "127.0.0.1", "-p", str(pg_port), "-U", local.PG_SUPERUSER]
+    argv = [binary, *common, "-c", str(args.pg_clients), "-j", "2", "-T", str(args.duration),
+            "-P", "0", "bench_pgbench"]
+    if mode == "select-only":
+        argv.insert(1, "-S")
+    out = subprocess.run(argv, capture_output=True, text=True, timeout=args.duration + 60,
+                         check=True).stdout
+    tps = next(float(l.split("=")[1].split()[0]) for l in out.splitlines()
+               if l.startswith("tps =") and "without" in l)
+    latency = next((float(l.split("=")[1].split()[0]) for l in out.splitlines()
+                    if l.startswith("latency average")), 0.0)
+    return {"mode": "closed", "rate": tps, "concurrency": args.pg_clients,
+            "latency_avg_us": round(latency * 1000), "errors": 0}
+
+
+# --------------------------------------------------------------------------------------------
+# The stack
+
+
+def start_servers(work: Path) -> dict[str, str]:
+    """PostgreSQL with the defaults of a real server (fsync on) and a persistent Redis."""
+    pg_port, redis_port = local.free_ports(2)
+    pg = local.Postgres(work / "pg", pg_port, settings=("max_connections=300",))
+    pg.initdb()
+    pg.start()
+    redis = local.Redis(redis_port, work / "redis", work / "redis.pid", work / "redis.log",
+                        persistent=True)
+    redis.start()
+    env = {
+        "TRELLIS_TEST_PG_HOST": "127.0.0.1", "TRELLIS_TEST_PG_PORT": str(pg_port),
+        "TRELLIS_TEST_PG_USER": local.PG_SUPERUSER,
+        "TRELLIS_TEST_REDIS_HOST": "127.0.0.1", "TRELLIS_TEST_REDIS_PORT": str(redis_port),
+    }
+    os.environ.update(env)
+    return {"pg": pg, "redis": redis, "pg_port": pg_port}
+
+
+def start_cached_gateway(stack, work: Path) -> tuple[subprocess.Popen, int]:
+    """A second gateway of the same stack, with the response cache on /v1/users/me."""
+    port, admin = local.free_ports(2)
+    config = local.deep_merge(stack.gateway_config, {
+        "listen": {"port": port},
+        "cache": {"routes": [{"route": "/v1/users/me", "ttl_s": 300, "per_user": True,
+                              "invalidated_by": ["PATCH /v1/users/me"]}]},
+    })
+    config.pop("admin", None)
+    path = work / "gateway-cached.json"
+    local.write_config(path, config)
+    process = local.start_component("gateway", stack.build_dir, path,
+                                    work / "gateway-cached.log", die_with_parent=True)
+    problem = local.wait_for_ready(f"http://127.0.0.1:{port}/readyz", 30,
+                                   {"gateway": lambda: process.poll() is None})
+    if problem:
+        raise RuntimeError(f"the cached gateway did not become ready: {problem}")
+    return process, port
+
+
+def sign_up_users(stack, count: int) -> list[dict]:
+    users = []
+    for i in range(count):
+        email = f"bench-{i}-{os.getpid()}@example.com"
+        r = stack.http("POST", "/v1/auth/signup",
+                       {"email": email, "password": PASSWORD, "display_name": f"Bench {i}"})
+        if r.status != 201:
+            raise RuntimeError(f"signup failed: {r.status} {r.body!r}")
+        token = r.json["access_token"]
+        auth = {"Authorization": f"Bearer {token}"}
+        me = stack.http("GET", "/v1/users/me", headers=auth)
+        order = stack.http("POST", "/v1/orders", {"items": ITEMS, "currency": "EUR"},
+                           headers=auth)
+        users.append({"id": me.json["id"], "token": token, "auth": auth,
+                      "me_body": me.body.decode(), "order_id": order.json["id"]})
+        progress(f"signed up {i + 1}/{count} virtual users")
+    if sys.stdout.isatty():
+        print()
+    return users
+
+
+# --------------------------------------------------------------------------------------------
+# Report
+
+
+def plot(name: str, title: str, result: dict, out_dir: Path) -> str | None:
+    """Latency by percentile (log scale of 1/(1-p)) as PNG with gnuplot; the file name or None."""
+    gnuplot = shutil.which("gnuplot")
+    points = result.get("distribution")
+    if not gnuplot or not points:
+        return None
+    data = out_dir / f"{name}.dat"
+    data.write_text("".join(f"{1 / max(1e-6, 1 - p / 100):.6f} {v / 1000:.3f} {p}\n"
+                            for p, v in points if p < 100))
+    png = out_dir / f"{name}.png"
+    script = f"""
+set terminal pngcairo size 800,480
+set output '{png}'
+set title '{title}'
+set logscale x
+set xlabel 'percentile'
+set ylabel 'latency (ms)'
+set xtics ('50' 2, '90' 10, '99' 100, '99.9' 1000, '99.99' 10000)
+set grid
+plot '{data}' using 1:2 with linespoints title '{result.get("mode", "")} loop'
+"""
+    subprocess.run([gnuplot], input=script, text=True, capture_output=True, timeout=30)
+    return png.name if png.exists() else None
+
+
+def ms(us) -> str:
+    return f"{us / 1000:.2f}" if isinstance(us, (int, float)) and us else "-"
+
+
+def markdown(results: dict) -> str:
+    lines = [
+        f"# Trellis benchmark — {results['started']}", "",
+        f"Machine: {results['machine']}. Duration {results['duration_s']} s per measurement; "
+        f"closed loop {results['connections']} connections; open loop at the rate given.", "",
+        "| measurement | closed req/s | open rate | p50 ms | p99 ms | p99.9 ms | errors | CPU % "
+        "(gateway/service) | RSS MiB |",
+        "|---|---:|---:|---:|---:|---:|---:|---|---:|",
+    ]
+    for name, r in results["measurements"].items():
+        closed, opened = r.get("closed", {}), r.get("open", {})
+        cpu = r.get("cpu", {})
+        cpu_text = " / ".join(f"{k} {v['cpu_percent']}" for k, v in cpu.items())
+        rss = max((v["peak_rss_mib"] for v in cpu.values()), default=0)
+        lines.append(
+            f"| {name} | {closed.get('rate', '-')} | {opened.get('rate', '-') if opened else '-'}"
+            f" | {ms(opened.get('p50_us') or closed.get('p50_us'))}"
+            f" | {ms(opened.get('p99_us') or closed.get('p99_us'))}"
+            f" | {ms(opened.get('p999_us') or closed.get('p999_us'))}"
+            f" | {closed.get('errors', 0) + closed.get('non_2xx', 0) + opened.get('errors', 0)}"
+            f" | {cpu_text} | {rss} |")
+    lines += ["", "## Targets", "", "| target | measured | met |", "|---|---|---|"]
+    for t in results["targets"]:
+        lines.append(f"| {t['target']} | {t['measured']} | {'yes' if t['met'] else '**no**'} |")
+    extra = results.get("notes") or []
+    if extra:
+        lines += ["", "## Notes", ""] + [f"- {n}" for n in extra]
+    lines += ["", "Plots: " + ", ".join(f"![{p}]({p})" for p in results.get("plots", []))]
+    return "\n".join(lines) + "\n"
+
+
+def targets(m: dict) -> list[dict]:
+    out = []
+
+    def ratio(a, b):
+        return a / b if a and b else 0.0
+
+    def closed_rate(name):
+        return m.get(name, {}).get("closed", {}).get("rate", 0)
+
+    def open_p99(name):
+        return m.get(name, {}).get("open", {}).get("p99_us", 0)
+
+    if "1-cached-me" in m and "nginx-static" in m:
+        r = ratio(closed_rate("1-cached-me"), closed_rate("nginx-static"))
+        out.append({"target": "scenario 1 ≥ 0.5× nginx req/s", "measured": f"{r:.2f}×",
+                    "met": r >= 0.5})
+        p = ratio(open_p99("1-cached-me"), open_p99("nginx-static"))
+        out.append({"target": "scenario 1 p99 ≤ 2× nginx p99 (same open-loop rate)",
+                    "measured": f"{p:.2f}×", "met": 0 < p <= 2})
+    if "2-uncached-me" in m and "grpc-direct" in m:
+        r = ratio(closed_rate("2-uncached-me"), closed_rate("grpc-direct"))
+        out.append({"target": "scenario 2 ≥ 0.5× direct gRPC", "measured": f"{r:.2f}×",
+                    "met": r >= 0.5})
+    if "nginx-proxy" in m and "nginx-static" in m:
+        r = ratio(closed_rate("nginx-proxy"), closed_rate("nginx-static"))
+        out.append({"target": "(reference) nginx one proxy hop vs nginx", "measured": f"{r:.2f}×",
+                    "met": True})
+    if "4-create-order" in m and "pgbench-tpcb" in m:
+        r = ratio(closed_rate("4-create-order"), closed_rate("pgbench-tpcb"))
+        out.append({"target": "scenario 4 ≥ 0.7× pgbench TPC-B-like TPS", "measured": f"{r:.2f}×",
+                    "met": r >= 0.7})
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="./trellis bench", description=__doc__.split("\n")[0])
+    parser.add_argument("--duration", type=int, default=10, help="seconds per measurement (10)")
+    parser.add_argument("--connections", type=int, default=64, help="closed-loop concurrency (64)")
+    parser.add_argument("--threads", type=int, default=2, help="wrk threads (2)")
+    parser.add_argument("--rate", type=float, default=2000,
+                        help="open-loop rate for latency, req/s (2000)")
+    parser.add_argument("--users", type=int, default=16, help="virtual users (16)")
+    parser.add_argument("--pg-clients", type=int, default=16, help="pgbench clients (16)")
+    parser.add_argument("--only", default="", help="comma-separated measurement names or numbers")
+    parser.add_argument("--out", type=Path, default=None, help="results directory")
+    args = parser.parse_args(argv)
+    args.build_dir = Path(os.environ.get("TRELLIS_BUILD_DIR") or REPO / "build").resolve()
+    only = {x.strip() for x in args.only.split(",") if x.strip()}
+
+    def wanted(name: str) -> bool:
+        return not only or name in only or name.split("-")[0] in only
+
+    for tool in ("wrk", "/usr/sbin/nginx"):
+        if not shutil.which(tool):
+            raise SystemExit(f"{tool} is missing: ./trellis deps installs it")
+    started = datetime.now(timezone.utc)
+    out_dir = args.out or REPO / "bench" / "results" / started.strftime("%Y%m%dT%H%M%SZ")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix="trellis-bench-"))
+    os.chmod(work, 0o711)
+    servers = start_servers(work)
+    from harness import Stack  # needs the server variables set by start_servers
+
+    stack = Stack(users_overrides={"tokens": {"access_ttl_s": 3600}},
+                  notifications_overrides={"consumer": {"block_ms": 1000}})
+    nginx = None
+    cached = None
+    results = {
+        "started": started.isoformat(timespec="seconds"),
+        "machine": f"{os.cpu_count()} CPUs, {os.uname().release}",
+        "duration_s": args.duration, "connections": args.connections, "open_rate": args.rate,
+        "measurements": {}, "plots": [], "notes": [],
+    }
+    try:
+        stack.start()
+        cached, cached_port = start_cached_gateway(stack, work)
+        users = sign_up_users(stack, args.users)
+        gateway_pid = stack.processes["gateway"].pid
+        pids = {name: p.pid for name, p in stack.processes.items()}
+
+        me = [{"method": "GET", "path": "/v1/users/me", "headers": u["auth"]} for u in users]
+        get_order = [{"method": "GET", "path": f"/v1/orders/{u['order_id']}",
+                      "headers": u["auth"]} for u in users]
+        create = [{"method": "POST", "path": "/v1/orders",
+                   "headers": {**u["auth"], "Content-Type": "application/json"},
+                   "body": json.dumps({"items": ITEMS, "currency": "EUR"})} for u in users]
+        journey = []
+        for u in users:
+            journey += [me[users.index(u)],
+                        {"method": "GET", "path": "/v1/orders?limit=10", "headers": u["auth"]},
+                        create[users.index(u)], get_order[users.index(u)],
+                        {"method": "GET", "path": "/v1/notifications?limit=10",
+                         "headers": u["auth"]}]
+        plans = [
+            ("1-cached-me", "GET /v1/users/me, cached", cached_port, me,
+             {"gateway-cached": cached.pid, "users": pids["users"]}),
+            ("2-uncached-me", "GET /v1/users/me, uncached", stack.http_port, me,
+             {"gateway": gateway_pid, "users": pids["users"]}),
+            ("3-get-order", "GET /v1/orders/{id}, uncached", stack.http_port, get_order,
+             {"gateway": gateway_pid, "orders": pids["orders"]}),
+            ("4-create-order", "POST /v1/orders", stack.http_port, create,
+             {"gateway": gateway_pid, "orders": pids["orders"]}),
+            ("5-journey", "mixed journey (me, list, order, get, notifications)", stack.http_port,
+             journey, {"gateway": gateway_pid, "users": pids["users"], "orders": pids["orders"]}),
+        ]
+        if wanted("nginx-static") or wanted("nginx-proxy") or wanted("1"):
+            nginx = Nginx(work, users[0]["me_body"])
+            nginx.start()
+            plans += [
+                ("nginx-static", "nginx returning the same JSON body", nginx.static_port,
+                 me[:1], nginx.pids()),
+                ("nginx-proxy", "nginx proxying to that nginx (one hop)", nginx.proxy_port,
+                 me[:1], nginx.pids()),
+            ]
+        for name, title, port, requests, sampled in plans:
+            if not wanted(name):
+                continue
+            reqs = Requests(work, name, requests)
+            progress(f"{name}: closed loop, {args.connections} connections, {args.duration} s")
+            sampler = Sampler(sampled)
+            closed = closed_loop(port, reqs, args)
+            cpu = sampler.stop()
+            # Open loop at the fixed rate, unless that is beyond what the closed loop reached.
+            rate = min(args.rate, max(1.0, closed["rate"] * 0.8))
+            progress(f"{name}: open loop at {rate:.0f} req/s, {args.duration} s")
+            opened = open_loop(port, reqs, rate, args)
+            results["measurements"][name] = {"title": title, "closed": closed, "open": opened,
+                                             "cpu": cpu}
+            for kind, r in (("open", opened), ("closed", closed)):
+                png = plot(f"{name}-{kind}", f"{title} ({kind} loop)", r, out_dir)
+                if png:
+                    results["plots"].append(png)
+            progress(f"{name}: {closed['rate']} req/s closed; open {rate:.0f}/s "
+                     f"p50 {ms(opened['p50_us'])} ms p99 {ms(opened['p99_us'])} ms")
+            if sys.stdout.isatty():
+                print()
+
+        if wanted("grpc-direct"):
+            users_file = work / "user-ids.txt"
+            users_file.write_text("".join(u["id"] + "\n" for u in users))
+            progress(f"grpc-direct: {args.connections} calls in flight, {args.duration} s")
+            sampler = Sampler({"users": pids["users"]})
+            out = subprocess.run(
+                [str(args.build_dir / "bench" / "trellis-grpc-bench"), "--target",
+                 f"127.0.0.1:{stack.users_port}", "--users", str(users_file), "--concurrency",
+                 str(args.connections), "--duration", str(args.duration)],
+                capture_output=True, text=True, timeout=args.duration + 60, check=True)
+            closed = json.loads(out.stdout)
+            results["measurements"]["grpc-direct"] = {
+                "title": "direct gRPC UserService.GetMe", "closed": closed, "cpu": sampler.stop()}
+            say(f"\ngrpc-direct: {closed['rate']:.0f} calls/s p99 {ms(closed['p99_us'])} ms")
+
+        if wanted("pgbench-select") or wanted("pgbench-tpcb"):
+            pg_port = servers["pg_port"]
+            psql = local.Psql("127.0.0.1", pg_port, local.PG_SUPERUSER)
+            psql.run("DROP DATABASE IF EXISTS bench_pgbench")
+            psql.run("CREATE DATABASE bench_pgbench")
+            subprocess.run([str(local.PG_BIN / "pgbench"), "-h", "127.0.0.1", "-p", str(pg_port),
+                            "-U", local.PG_SUPERUSER, "-i", "-s", "10", "-q", "bench_pgbench"],
+                           capture_output=True, check=True, timeout=300)
+            postgres_pid = int(local.read_pidfile(servers["pg"].data_dir / "postmaster.pid") or 0)
+            for name, mode in (("pgbench-select", "select-only"), ("pgbench-tpcb", "tpcb")):
+                if not wanted(name):
+                    continue
+                progress(f"{name}: {args.pg_clients} clients, {args.duration} s")
+                sampler = Sampler({"postgres": postgres_pid})
+                closed = pgbench(pg_port, mode, args)
+                results["measurements"][name] = {"title": f"pgbench {mode}", "closed": closed,
+                                                 "cpu": sampler.stop()}
+                say(f"\n{name}: {closed['rate']:.0f} tps")
+    finally:
+        if nginx:
+            nginx.stop()
+        if cached and cached.poll() is None:
+            cached.terminate()
+            cached.wait(10)
+        stack.stop()
+        servers["redis"].stop()
+        servers["pg"].stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+    results["targets"] = targets(results["measurements"])
+    (out_dir / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    report = markdown(results)
+    (out_dir / "results.md").write_text(report)
+    say("\n" + report)
+    say(f"results: {out_dir}/results.json, results.md and plots")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
