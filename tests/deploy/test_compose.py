@@ -17,7 +17,7 @@ from manifests import REPO
 COMPOSE_DIR = REPO / "deploy" / "compose"
 SECRET_WORD = re.compile(r"PASSWORD|SECRET|TOKEN|_KEY$|KID$", re.IGNORECASE)
 ONE_SHOTS = {"secrets", "provision"}
-TRELLIS = {"users", "orders", "gateway"}
+TRELLIS = {"users", "orders", "notifications", "gateway"}
 
 
 def compose() -> dict:

@@ -22,6 +22,7 @@ from manifests import BUILDS, REPO, containers, kustomize, of_kind
 BINARIES = {
     "users": "services/users/trellis-users",
     "orders": "services/orders/trellis-orders",
+    "notifications": "services/notifications/trellis-notifications",
     "gateway": "gateway/trellis-gateway",
 }
 EX_CONFIG = 78

@@ -134,9 +134,12 @@ class DockerScriptsTest(unittest.TestCase):
                       "libssl3", "libpqxx-6.4", "libsodium23"},
             "orders": {"libgrpc++1.51", "libprotobuf32", "libhiredis0.14", "libspdlog1.10",
                        "libpqxx-6.4"},
+            "notifications": {"libgrpc++1.51", "libprotobuf32", "libhiredis0.14",
+                              "libspdlog1.10", "libpqxx-6.4"},
         }
         binaries = {"gateway": "gateway/trellis-gateway", "users": "services/users/trellis-users",
-                    "orders": "services/orders/trellis-orders"}
+                    "orders": "services/orders/trellis-orders",
+                    "notifications": "services/notifications/trellis-notifications"}
         for component, relative in binaries.items():
             binary = build_dir() / relative
             with self.subTest(component=component):
@@ -180,7 +183,7 @@ class DockerScriptsTest(unittest.TestCase):
         # As root (CI, the image) files go to the readers' uids; otherwise to ourselves.
         postgres_uid, service_uid = (999, 10001) if uid == 0 else (uid, uid)
         with tempfile.TemporaryDirectory() as root:
-            for name in ("postgres", "users", "orders"):
+            for name in ("postgres", "users", "orders", "notifications"):
                 (Path(root) / name).mkdir()
             env = {"PATH": "/usr/bin:/bin", "SECRETS_ROOT": root,
                    "POSTGRES_UID": str(postgres_uid), "SERVICE_UID": str(service_uid)}
@@ -194,7 +197,8 @@ class DockerScriptsTest(unittest.TestCase):
             kid = files["users/active_kid"].read_text().strip()
             self.assertEqual(
                 {"postgres/password", "users/db-password", "orders/db-password",
-                 "users/active_kid", f"users/keys/{kid}.pem"}, set(files))
+                 "notifications/db-password", "users/active_kid", f"users/keys/{kid}.pem"},
+                set(files))
             snapshot = {name: path.read_bytes() for name, path in files.items()}
             for name, path in files.items():
                 with self.subTest(file=name):

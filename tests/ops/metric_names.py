@@ -36,13 +36,14 @@ EXPORTED = {
     "users_signups_total",  # {outcome}
     "users_logins_total",  # {outcome}
     "users_token_refreshes_total",  # {outcome}
-    # orders                                                          (coming)
+    # orders
     "orders_outbox_backlog",
     "orders_created_total",  # {status}
-    # notifications                                                   (coming)
-    "notifications_stream_pending",
+    # notifications
+    "notifications_stream_pending",  # {stream, group}
     "notifications_dead_letters_total",
-    "notifications_delivered_total",  # {channel}
+    "notifications_delivered_total",  # {channel: inbox, push}
+    "notifications_events_total",  # {outcome: recorded, duplicate, ignored, failed}
     # Prometheus itself
     "up",
 }

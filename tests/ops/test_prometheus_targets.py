@@ -1,4 +1,4 @@
-"""A real Prometheus (deploy/local/prometheus.py) scraping a real stack: both targets come up,
+"""A real Prometheus (deploy/local/prometheus.py) scraping a real stack: every target comes up,
 traffic shows in queries, the rules in deploy/prometheus/rules load and evaluate against the
 labels the binaries really export, and every dashboard expression runs.
 
@@ -49,17 +49,20 @@ def sample_value(samples: list[dict]) -> float | None:
 class PrometheusScrapesTheStackTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        admin_port, users_metrics_port = local.free_ports(2)
+        admin_port, users_metrics_port, notifications_metrics_port = local.free_ports(3)
         cls.stack = Stack(
             users_overrides={"metrics": {"listen": f"127.0.0.1:{users_metrics_port}"}},
             gateway_overrides={"admin": {"address": "127.0.0.1", "port": admin_port}},
+            notifications_overrides={
+                "metrics": {"listen": f"127.0.0.1:{notifications_metrics_port}"}},
         ).start()
         cls.addClassCleanup(cls.stack.stop)
         work_dir = Path(tempfile.mkdtemp(prefix="trellis-prometheus-"))
         cls.addClassCleanup(shutil.rmtree, work_dir, ignore_errors=True)
         cls.prometheus = prometheus.Prometheus(work_dir)
         cls.prometheus.write_config(
-            {"gateway": [f"127.0.0.1:{admin_port}"], "users": [f"127.0.0.1:{users_metrics_port}"]},
+            {"gateway": [f"127.0.0.1:{admin_port}"], "users": [f"127.0.0.1:{users_metrics_port}"],
+             "notifications": [f"127.0.0.1:{notifications_metrics_port}"]},
             scrape_interval_s=1,
         )
         # Registered before start: a Prometheus that started but never got ready is stopped too.
@@ -85,13 +88,13 @@ class PrometheusScrapesTheStackTest(unittest.TestCase):
             targets = self.prometheus.active_targets()
             jobs = {target["labels"]["job"] for target in targets}
             healthy = all(target["health"] == "up" for target in targets)
-            return targets if jobs == {"gateway", "users"} and healthy else None
+            return targets if jobs == {"gateway", "users", "notifications"} and healthy else None
 
         self.assertTrue(poll(all_up, TARGETS_UP_WITHIN_S),
                         f"not every target up within {TARGETS_UP_WITHIN_S:.0f} s\n"
                         f"{self.diagnostics()}")
         up = {s["metric"]["job"]: sample_value([s]) for s in self.prometheus.query("up")}
-        self.assertEqual(up, {"gateway": 1.0, "users": 1.0})
+        self.assertEqual(up, {"gateway": 1.0, "users": 1.0, "notifications": 1.0})
 
     def test_traffic_shows_in_queries(self):
         self.send_traffic()
@@ -110,6 +113,12 @@ class PrometheusScrapesTheStackTest(unittest.TestCase):
         rpcs = poll(counted('sum(grpc_server_handled_total{job="users",code="OK"})', 1),
                     SERIES_WITHIN_S)
         self.assertIsNotNone(rpcs, self.diagnostics())
+        # The series the pipeline alerts read, with the labels the rules keep.
+        pending = poll(lambda: self.prometheus.query(
+            'notifications_stream_pending{job="notifications",group="notifications"}') or None,
+            SERIES_WITHIN_S)
+        self.assertIsNotNone(pending, self.diagnostics())
+        self.assertEqual([self.stack.orders_stream], [s["metric"]["stream"] for s in pending])
 
     def test_rules_load_and_record_the_slo_ratios(self):
         groups = {group["name"]: group for group in self.prometheus.rule_groups()}

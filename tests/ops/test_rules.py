@@ -82,7 +82,8 @@ class PromtoolTest(unittest.TestCase):
         with tempfile.TemporaryDirectory(prefix="trellis-prometheus-config-") as tmp:
             path = prometheus.write_config(
                 Path(tmp) / "prometheus.yml",
-                {"gateway": ["127.0.0.1:9100", "127.0.0.1:9101"], "users": ["localhost:9464"]},
+                {"gateway": ["127.0.0.1:9100", "127.0.0.1:9101"], "users": ["localhost:9464"],
+                 "notifications": ["localhost:9465"]},
                 scrape_interval_s=1,
             )
             result = run_promtool("check", "config", str(path))
@@ -93,7 +94,8 @@ class PromtoolTest(unittest.TestCase):
         jobs = {job["job_name"]: job["static_configs"][0]["targets"]
                 for job in config["scrape_configs"]}
         self.assertEqual(jobs, {"gateway": ["127.0.0.1:9100", "127.0.0.1:9101"],
-                                "users": ["localhost:9464"]})
+                                "users": ["localhost:9464"],
+                                "notifications": ["localhost:9465"]})
 
     def test_config_refuses_bad_targets(self):
         for targets in ({"gate way": ["127.0.0.1:1"]}, {"users": ["127.0.0.1"]},
