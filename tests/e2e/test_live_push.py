@@ -221,6 +221,21 @@ class LivePushTest(unittest.TestCase):
         self.assertIn("text/event-stream", r.json["message"])
         self.assertTrue(r.json["request_id"])
 
+    def test_heartbeats_on_idle_streams(self):
+        _, token = self.user()
+        sse = self.sse(token)
+        ws = self.ws(headers={"Authorization": f"Bearer {token}"})
+        deadline = time.monotonic() + 3.5  # heartbeat_ms = 2000
+        while b": heartbeat\n\n" not in sse.buffer and time.monotonic() < deadline:
+            sse._fill(deadline)
+        self.assertIn(b": heartbeat\n\n", sse.buffer)
+        with self.assertRaises(TimeoutError):  # answers the pings while waiting
+            ws.recv(timeout=2.5)
+        self.assertGreaterEqual(ws.pings, 1)
+        ws.send_text("still here")  # and the connection is still open
+        with self.assertRaises(TimeoutError):
+            ws.recv(timeout=0.2)
+
     # --- WebSocket
 
     def test_websocket_with_token_in_subprotocol(self):
@@ -346,6 +361,35 @@ class LivePushTest(unittest.TestCase):
         self.assertEqual((closed.code, closed.reason), (1001, "going away"))
         self.assertEqual(replica.process.wait(timeout=5), 0)
         self.assertLess(time.monotonic() - started, 5)
+
+
+class TokenExpiryTest(unittest.TestCase):
+    """Streams end when the access token expires (2 s tokens here)."""
+
+    @classmethod
+    def setUpClass(cls):
+        tag = uuid.uuid4().hex[:8]
+        cls.stack = Stack(users_overrides={"tokens": {"access_ttl_s": 2}}, gateway_overrides={
+            "push": {"stream": f"trellis:notifications:push:{tag}",
+                     "user_stream_prefix": f"trellis:notifications:user:{tag}:"}}).start()
+        cls.addClassCleanup(cls.stack.stop)
+
+    def test_sse_and_websocket_end_at_token_expiry(self):
+        r = self.stack.http("POST", "/v1/auth/signup",
+                            {"email": f"{uuid.uuid4().hex[:10]}@example.com",
+                             "password": PASSWORD, "display_name": "Exp"})
+        self.assertEqual(r.status, 201, r.body)
+        token = r.json["access_token"]
+        sse = SseClient(self.stack.http_port, {"Accept": "text/event-stream",
+                                               "Authorization": f"Bearer {token}"})
+        self.addCleanup(sse.close)
+        ws = WebSocket.connect("127.0.0.1", self.stack.http_port, PATH,
+                               {"Sec-WebSocket-Protocol": f"trellis.notifications.v1, bearer.{token}"})
+        self.addCleanup(ws.sock.close)
+        self.assertEqual(sse.status, 200)
+        self.assertEqual(sse.event(timeout=5), {"event": "end", "data": '{"code":"token_expired"}'})
+        closed = ws.wait_closed(timeout=3)
+        self.assertEqual((closed.code, closed.reason), (1008, "token expired"))
 
 
 if __name__ == "__main__":
