@@ -2,6 +2,7 @@
 
 #include "trellis/gateway/push_session.h"
 
+#include <array>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/write.hpp>
@@ -104,7 +105,7 @@ class SessionBase : public StreamSession, public std::enable_shared_from_this<Se
   void go_live() {
     if (ended_) return;
     auto now = SteadyClock::now();
-    int64_t left_ms = params_.claims.expires_at * 1000 - system_ms();
+    int64_t left_ms = params_.identity.expires_at * 1000 - system_ms();
     expiry_ = now + std::chrono::milliseconds(std::max<int64_t>(0, left_ms));
     next_revocation_ = now + std::chrono::milliseconds(hub_.settings().revocation_check_ms);
     next_heartbeat_ = now + std::chrono::milliseconds(hub_.settings().heartbeat_ms);
@@ -116,7 +117,7 @@ class SessionBase : public StreamSession, public std::enable_shared_from_this<Se
     }
     if (auto id = parse_stream_id(params_.last_event_id)) last_sent_ = *id;
     hub_.redis().command(
-        {"XRANGE", hub_.settings().user_stream_prefix + params_.claims.subject,
+        {"XRANGE", hub_.settings().user_stream_prefix + params_.identity.user_id,
          "(" + params_.last_event_id, "+", "COUNT", std::to_string(hub_.settings().max_replay)},
         [self = shared_from_this()](RedisResult result) {
           asio::post(self->executor_,
@@ -140,7 +141,7 @@ class SessionBase : public StreamSession, public std::enable_shared_from_this<Se
       }
     } else {
       log::warn("live push replay failed",
-                {{"request_id", params_.request_id},
+                {{"user_id", params_.identity.user_id},
                  {"error", result.ok ? result.reply.str : result.error}});
     }
     {
@@ -219,7 +220,7 @@ class SessionBase : public StreamSession, public std::enable_shared_from_this<Se
 
   void check_revocation() {
     TokenVerifier::check_revocation(
-        hub_.redis(), params_.claims.token_id, params_.claims.session_id,
+        hub_.redis(), params_.identity.token_id, params_.identity.session_id,
         [self = shared_from_this()](RevocationStatus status, std::string error) {
           asio::post(self->executor_, [self, status, error = std::move(error)] {
             // Redis not answering a re-check keeps the stream (the token was checked when it
@@ -242,7 +243,7 @@ class SessionBase : public StreamSession, public std::enable_shared_from_this<Se
       end_requested_ = true;
       queue_.clear();
     }
-    if (params_.authenticated) hub_.unbind(params_.claims.subject, this);
+    if (params_.authenticated) hub_.unbind(params_.identity.user_id, this);
     hub_.disconnected(reason);
     if (opened_) hub_.stream_closed(params_.transport);
     if (timer_) timer_->cancel();
@@ -250,7 +251,7 @@ class SessionBase : public StreamSession, public std::enable_shared_from_this<Se
   }
 
   bool bind_to_user() {
-    return hub_.bind(params_.claims.subject, shared_from_this()) == PushAdmission::kAdmitted;
+    return hub_.bind(params_.identity.user_id, shared_from_this()) == PushAdmission::kAdmitted;
   }
 
   PushHub& hub_;
@@ -373,7 +374,9 @@ class WebSocketSession final : public SessionBase {
   void attach(TakenOverConnectionPtr connection, const HttpRequest& request,
               HttpResponse head) override {
     auto executor = connection->stream.get_executor();
-    ws_.emplace(std::move(connection->stream));
+    // A plain socket below the WebSocket: its own timeouts need no tcp_stream (whose two timers
+    // would cost ~400 bytes per idle connection).
+    ws_.emplace(std::move(connection->stream.socket()));
     connection.reset();  // the HTTP read buffer goes with it
     if (!on_attach(executor)) return;
 
@@ -383,7 +386,6 @@ class WebSocketSession final : public SessionBase {
     ws_->set_option(deflate);
     ws_->read_message_max(hub_.settings().max_message_bytes);
     ws_->auto_fragment(false);  // one frame per notification
-    beast::get_lowest_layer(*ws_).expires_never();
     websocket::stream_base::timeout timeouts;
     timeouts.handshake_timeout = std::chrono::seconds(10);
     // Beast pings after half the idle timeout without traffic, and closes after the whole
@@ -433,12 +435,16 @@ class WebSocketSession final : public SessionBase {
     arm_timer();
   }
 
+  // Reads in small pieces into a fixed chunk: an idle connection must not hold a read buffer
+  // (Beast's async_read into a dynamic buffer prepares ~1.5 KiB or more up front). Beast still
+  // enforces read_message_max per message.
   void read() {
-    ws_->async_read(read_buffer_,
-                    [self = self_ws()](beast::error_code ec, size_t) { self->on_read(ec); });
+    ws_->async_read_some(
+        asio::buffer(read_chunk_),
+        [self = self_ws()](beast::error_code ec, size_t n) { self->on_read(ec, n); });
   }
 
-  void on_read(beast::error_code ec) {
+  void on_read(beast::error_code ec, size_t n) {
     if (ec) {
       read_failed_ = true;
       // After our close frame the pending read ends too; the close handler closes the socket.
@@ -451,9 +457,14 @@ class WebSocketSession final : public SessionBase {
       close_code_ = websocket::close_code::unknown_data;
       return finish(PushEnd::kProtocol);
     }
-    if (!params_.authenticated && !auth_pending_) {
-      auto token = token_from_auth_message(beast::buffers_to_string(read_buffer_.data()));
-      release_read_buffer();
+    // Messages after auth (or while it runs) are ignored: not even kept.
+    bool wanted = !params_.authenticated && !auth_pending_;
+    if (wanted) message_.append(read_chunk_.data(), n);
+    if (!ws_->is_message_done()) return read();
+    std::string text;
+    text.swap(message_);  // releases the message's memory after this handler
+    if (wanted) {
+      auto token = token_from_auth_message(text);
       if (token.empty()) return finish(PushEnd::kAuthFailed);
       auth_pending_ = true;
       auto authenticate = std::move(params_.authenticator);
@@ -464,7 +475,6 @@ class WebSocketSession final : public SessionBase {
         });
       });
     }
-    release_read_buffer();  // messages after auth are ignored
     read();
   }
 
@@ -472,17 +482,11 @@ class WebSocketSession final : public SessionBase {
     auth_pending_ = false;
     if (ended_) return;
     if (!result.ok) return finish(result.failure);
-    params_.claims = std::move(result.claims);
-    params_.claims.roles.clear();
+    params_.identity = std::move(result.identity);
     params_.authenticated = true;
     if (!bind_to_user()) return finish(PushEnd::kTooManyStreams);
     timer_->cancel();  // re-armed for expiry and revocation by go_live
     go_live();
-  }
-
-  void release_read_buffer() {
-    read_buffer_.consume(read_buffer_.size());
-    read_buffer_.shrink_to_fit();
   }
 
   void write_message(const PushMessage& message) override {
@@ -503,32 +507,32 @@ class WebSocketSession final : public SessionBase {
     if (!accepted_ || read_failed_ || reason == PushEnd::kClientClosed) return close_socket();
     switch (reason) {
       case PushEnd::kShutdown:
-        close_reason_ = {websocket::close_code::going_away, "going away"};
+        close_with(websocket::close_code::going_away, "going away");
         break;
       case PushEnd::kTokenExpired:
-        close_reason_ = {websocket::close_code::policy_error, "token expired"};
+        close_with(websocket::close_code::policy_error, "token expired");
         break;
       case PushEnd::kTokenRevoked:
-        close_reason_ = {websocket::close_code::policy_error, "token revoked"};
+        close_with(websocket::close_code::policy_error, "token revoked");
         break;
       case PushEnd::kSlowConsumer:
         // A write that does not finish means the peer does not read: a close frame would not
         // get through either.
         if (writing_) return close_socket();
-        close_reason_ = {websocket::close_code::policy_error, "slow consumer"};
+        close_with(websocket::close_code::policy_error, "slow consumer");
         break;
       case PushEnd::kAuthFailed:
-        close_reason_ = {websocket::close_code::policy_error, "authentication required"};
+        close_with(websocket::close_code::policy_error, "authentication required");
         break;
       case PushEnd::kAuthUnavailable:
-        close_reason_ = {websocket::close_code::internal_error, "try again later"};
+        close_with(websocket::close_code::internal_error, "try again later");
         break;
       case PushEnd::kTooManyStreams:
-        close_reason_ = {websocket::close_code::try_again_later, "too many streams"};
+        close_with(websocket::close_code::try_again_later, "too many streams");
         break;
       case PushEnd::kProtocol:
         if (close_code_ == websocket::close_code::unknown_data) {
-          close_reason_ = {websocket::close_code::unknown_data, "binary messages are not accepted"};
+          close_with(websocket::close_code::unknown_data, "binary messages are not accepted");
         } else {
           return close_socket();  // Beast already failed the connection (timeout, too big)
         }
@@ -550,22 +554,29 @@ class WebSocketSession final : public SessionBase {
     timeouts.idle_timeout = std::chrono::milliseconds(2 * hub_.settings().heartbeat_ms);
     timeouts.keep_alive_pings = true;
     ws_->set_option(timeouts);
-    ws_->async_close(close_reason_,
+    ws_->async_close(websocket::close_reason(close_code_, close_text_),
                      [self = self_ws()](beast::error_code) { self->close_socket(); });
   }
 
   void close_socket() {
     beast::error_code ignored;
-    auto& socket = beast::get_lowest_layer(*ws_).socket();
+    auto& socket = ws_->next_layer();
     if (!socket.is_open()) return;
     socket.shutdown(tcp::socket::shutdown_both, ignored);
     socket.close(ignored);
   }
 
-  std::optional<websocket::stream<beast::tcp_stream>> ws_;
-  beast::flat_buffer read_buffer_;
+  std::optional<websocket::stream<tcp::socket>> ws_;
+  void close_with(websocket::close_code code, const char* text) {
+    close_code_ = code;
+    close_text_ = text;
+  }
+
+  std::array<char, 64> read_chunk_;
+  std::string message_;  // a client message being assembled (only before auth)
   std::string out_;
-  websocket::close_reason close_reason_;
+  const char* close_text_ = "";  // a literal; the close_reason (with its 123-byte reason
+                                 // buffer) exists only while closing
   websocket::close_code close_code_ = websocket::close_code::none;
   bool accepted_ = false;
   bool read_failed_ = false;
@@ -576,7 +587,6 @@ class WebSocketSession final : public SessionBase {
 }  // namespace
 
 std::shared_ptr<StreamSession> make_stream_session(PushHub& hub, PushSessionParams params) {
-  params.claims.roles.clear();  // not needed: keep the session small
   if (params.transport == PushTransport::kSse) {
     return std::make_shared<SseSession>(hub, std::move(params));
   }

@@ -3,6 +3,7 @@ gateways and a real Redis. Notifications are published the way the notifications
 one Lua script per notification (user stream + fan-out stream)."""
 
 import json
+import os
 import re
 import signal
 import socket
@@ -391,6 +392,54 @@ class TokenExpiryTest(unittest.TestCase):
         closed = ws.wait_closed(timeout=3)
         self.assertEqual((closed.code, closed.reason), (1008, "token expired"))
 
+
+def rss_kib(pid):
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+@unittest.skipUnless(os.environ.get("TRELLIS_PUSH_MEMORY"),
+                     "set TRELLIS_PUSH_MEMORY=<connections> to measure gateway RSS per stream")
+class PushMemoryTest(unittest.TestCase):
+    """Gateway RSS per idle stream (not part of the normal run: it opens thousands of sockets)."""
+
+    def test_rss_per_idle_stream(self):
+        count = int(os.environ["TRELLIS_PUSH_MEMORY"])
+        for transport in ("websocket", "sse"):  # each in a fresh gateway
+            tag = uuid.uuid4().hex[:8]
+            with Stack(gateway_overrides={"push": {
+                    "stream": f"trellis:notifications:push:{tag}",
+                    "user_stream_prefix": f"trellis:notifications:user:{tag}:",
+                    "max_streams_per_user": count + 300, "max_connections": count + 300},
+                    "limits": {"max_connections": count + 300}}) as stack:
+                r = stack.http("POST", "/v1/auth/signup",
+                               {"email": f"{uuid.uuid4().hex[:10]}@example.com",
+                                "password": PASSWORD, "display_name": "Mem"})
+                token = r.json["access_token"]
+                pid = stack.processes["gateway"].pid
+
+                def open_one():
+                    if transport == "websocket":
+                        return WebSocket.connect("127.0.0.1", stack.http_port, PATH,
+                                                 {"Authorization": f"Bearer {token}"}).sock
+                    return SseClient(stack.http_port, {"Accept": "text/event-stream",
+                                                       "Authorization": f"Bearer {token}"}).sock
+                warm = [open_one() for _ in range(200)]  # allocator arenas, pools
+                for sock in warm:
+                    sock.close()
+                time.sleep(1)
+                before = rss_kib(pid)
+                socks = [open_one() for _ in range(count)]
+                time.sleep(2)
+                after = rss_kib(pid)
+                per = (after - before) * 1024 / count
+                print(f"\n{transport}: {count} idle streams, gateway RSS {before} KiB -> "
+                      f"{after} KiB: {per:.0f} bytes per stream", flush=True)
+                for sock in socks:
+                    sock.close()
 
 if __name__ == "__main__":
     unittest.main()

@@ -110,13 +110,12 @@ void PushFilter::open_stream(const ExchangePtr& exchange, bool websocket, std::s
   }
   PushSessionParams params;
   params.transport = websocket ? PushTransport::kWebSocket : PushTransport::kSse;
-  params.request_id = exchange->context.request_id;
   params.last_event_id = std::move(last_event_id);
   params.select_subprotocol = select_subprotocol;
   if (claims) {
     params.authenticated = true;
-    params.claims = std::move(*claims);
-    exchange->context.identity.user_id = params.claims.subject;
+    params.identity = PushIdentity::from(*claims);
+    exchange->context.identity.user_id = params.identity.user_id;
   } else {
     params.authenticator = [this](std::string token, std::function<void(PushAuthResult)> done) {
       auto check = verifier_.verify(token);
@@ -136,12 +135,12 @@ void PushFilter::open_stream(const ExchangePtr& exchange, bool websocket, std::s
                                         result.failure = status == RevocationStatus::kUnavailable
                                                              ? PushEnd::kAuthUnavailable
                                                              : PushEnd::kAuthFailed;
-                                        if (result.ok) result.claims = std::move(claims);
+                                        if (result.ok) result.identity = PushIdentity::from(claims);
                                         done(std::move(result));
                                       });
     };
   }
-  std::string user_id = params.claims.subject;
+  std::string user_id = params.identity.user_id;
   auto session = make_stream_session(hub_, std::move(params));
   // Registered before the takeover (and so before any replay read): nothing published from now
   // on can fall between the replay and the live messages.

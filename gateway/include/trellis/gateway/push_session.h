@@ -12,12 +12,24 @@
 
 namespace trellis::gateway {
 
+// Who a stream belongs to: only what the session needs of the verified token (kept small: one
+// per open connection).
+struct PushIdentity {
+  std::string user_id;
+  std::string token_id;
+  std::string session_id;
+  int64_t expires_at = 0;  // unix seconds
+  static PushIdentity from(const jwt::Claims& claims) {
+    return {claims.subject, claims.token_id, claims.session_id, claims.expires_at};
+  }
+};
+
 // Result of authenticating a token (signature, claims, revocation) for a WebSocket that sent it
 // in its first message.
 struct PushAuthResult {
   PushEnd failure = PushEnd::kAuthFailed;  // meaningful when !ok
   bool ok = false;
-  jwt::Claims claims;
+  PushIdentity identity;
 };
 // Verifies a token; `done` may run on any thread.
 using PushAuthenticator =
@@ -25,10 +37,9 @@ using PushAuthenticator =
 
 struct PushSessionParams {
   PushTransport transport = PushTransport::kSse;
-  std::string request_id;
   std::string last_event_id;        // replay after this id; empty: live only
   bool authenticated = false;       // false: WebSocket waiting for {"type":"auth"}
-  jwt::Claims claims;               // when authenticated
+  PushIdentity identity;            // when authenticated
   bool select_subprotocol = false;  // WebSocket: answer Sec-WebSocket-Protocol v1
   PushAuthenticator authenticator;  // WebSocket first-message auth
 };
