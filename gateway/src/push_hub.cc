@@ -48,6 +48,8 @@ std::string_view to_string(PushEnd reason) {
 struct PushHub::Registry {
   std::mutex mutex;
   std::unordered_map<std::string, std::vector<std::weak_ptr<PushSession>>> by_user;
+  std::vector<std::weak_ptr<PushSession>> unbound;
+  size_t unbound_live_estimate = 0;
 };
 
 // The one XREAD BLOCK loop of this process, on its own Redis connection.
@@ -186,6 +188,9 @@ void PushHub::drain() {
         if (auto session = weak.lock()) all.push_back(std::move(session));
       }
     }
+    for (auto& weak : registry_->unbound) {
+      if (auto session = weak.lock()) all.push_back(std::move(session));
+    }
   }
   for (auto& session : all) session->end(PushEnd::kShutdown);
 }
@@ -222,6 +227,17 @@ void PushHub::unbind(const std::string& user_id, const PushSession* session) {
     return !strong || strong.get() == session;
   });
   if (it->second.empty()) registry_->by_user.erase(it);
+}
+
+void PushHub::track_unbound(const std::shared_ptr<PushSession>& session) {
+  std::lock_guard lock(registry_->mutex);
+  auto& unbound = registry_->unbound;
+  // Forget finished sessions now and then so the list stays as long as the live ones.
+  if (unbound.size() >= 2 * registry_->unbound_live_estimate + 64) {
+    std::erase_if(unbound, [](const auto& weak) { return weak.expired(); });
+    registry_->unbound_live_estimate = unbound.size();
+  }
+  unbound.push_back(session);
 }
 
 void PushHub::dispatch(const std::string& user_id, PushMessagePtr message) {

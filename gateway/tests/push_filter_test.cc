@@ -227,7 +227,11 @@ TEST_F(PushFilterTest, HubCapsDispatchesPerUserAndDrains) {
   EXPECT_EQ(hub_.bind("a", a4), PushAdmission::kAdmitted);
   EXPECT_EQ(hub_.bind("a", std::make_shared<FakeSession>()), PushAdmission::kTooManyForUser);
 
+  auto waiting_for_auth = std::make_shared<FakeSession>();
+  hub_.track_unbound(waiting_for_auth);
+  hub_.track_unbound(std::make_shared<FakeSession>());  // already gone: skipped
   hub_.drain();
+  EXPECT_EQ(waiting_for_auth->ended, PushEnd::kShutdown);
   EXPECT_EQ(a3->ended, PushEnd::kShutdown);
   EXPECT_EQ(b->ended, PushEnd::kShutdown);
   EXPECT_FALSE(a1->ended);

@@ -144,8 +144,14 @@ void PushFilter::open_stream(const ExchangePtr& exchange, bool websocket, std::s
   auto session = make_stream_session(hub_, std::move(params));
   // Registered before the takeover (and so before any replay read): nothing published from now
   // on can fall between the replay and the live messages.
-  if (!user_id.empty() && hub_.bind(user_id, session) != PushAdmission::kAdmitted) {
-    exchange->respond_error(429, "too_many_streams", "too many open streams for this user");
+  if (user_id.empty()) {
+    hub_.track_unbound(session);  // still ended by drain()
+  } else if (auto admission = hub_.bind(user_id, session); admission != PushAdmission::kAdmitted) {
+    if (admission == PushAdmission::kDraining) {
+      exchange->respond_error(503, "shutting_down", "this gateway is shutting down; reconnect");
+    } else {
+      exchange->respond_error(429, "too_many_streams", "too many open streams for this user");
+    }
     return;
   }
   HttpResponse head;

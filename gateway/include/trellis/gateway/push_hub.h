@@ -74,6 +74,9 @@ class PushHub {
   // that user's messages. unbind() is idempotent.
   PushAdmission bind(const std::string& user_id, const std::shared_ptr<PushSession>& session);
   void unbind(const std::string& user_id, const PushSession* session);
+  // A session not bound to a user yet (WebSocket waiting for its auth message): ended by drain()
+  // too. Forgotten by itself once the session is gone.
+  void track_unbound(const std::shared_ptr<PushSession>& session);
 
   // Hands one entry of the push stream to the user's local sessions (public for tests).
   void dispatch(const std::string& user_id, PushMessagePtr message);
