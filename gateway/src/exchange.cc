@@ -31,6 +31,18 @@ void Exchange::respond(HttpResponse answer) {
   sink_(response);
 }
 
+void Exchange::take_over(HttpResponse head, TakeoverHandler handler) {
+  if (responded_) return;
+  if (!takeover_sink_) {
+    respond_error(500, "internal", "this listener cannot take connections over");
+    return;
+  }
+  responded_ = true;
+  response = std::move(head);
+  for (size_t i = entered_; i-- > 0;) filters_[i]->on_response(*this);
+  takeover_sink_(response, std::move(handler));
+}
+
 void Exchange::respond_error(int status, std::string_view code, std::string_view message) {
   respond(json_error(status, code, message, context.request_id));
 }

@@ -8,6 +8,7 @@
 #include "trellis/gateway/filters/cors_filter.h"
 #include "trellis/gateway/filters/local_endpoints_filter.h"
 #include "trellis/gateway/filters/metrics_filter.h"
+#include "trellis/gateway/filters/push_filter.h"
 #include "trellis/gateway/filters/rate_limit_filter.h"
 #include "trellis/gateway/filters/request_id_filter.h"
 #include "trellis/gateway/filters/request_limits_filter.h"
@@ -30,6 +31,10 @@ FilterList build_filter_chain(GatewayServices& s) {
   chain.push_back(std::make_unique<RequestLimitsFilter>(s.config.max_body_bytes));
   chain.push_back(std::make_unique<CorsFilter>(s.config.cors));
   chain.push_back(std::make_unique<LocalEndpointsFilter>(s.readiness, s.openapi_json));
+  if (s.push)
+    chain.push_back(std::make_unique<PushFilter>(
+        *s.push, AuthFilterConfig{s.config.issuer, s.config.audience, s.config.leeway_s}, s.keys,
+        s.redis));
   chain.push_back(std::make_unique<RouteFilter>(s.routes, s.config.route_body_limits));
   auto limits =
       std::make_shared<RateLimitState>(s.config.rate_limits, s.redis, s.readiness, s.metrics);

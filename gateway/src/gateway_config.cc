@@ -168,6 +168,30 @@ GatewayConfig load_gateway_config(const std::string& path) {
   }
   cache.reject_unknown_keys();
 
+  auto push = root.get_object("push");
+  auto& ps = out.push;
+  ps.enabled = push.get_bool("enabled", ps.enabled);
+  ps.stream = push.get_string("stream", ps.stream);
+  ps.user_stream_prefix = push.get_string("user_stream_prefix", ps.user_stream_prefix);
+  if (ps.stream.empty() || ps.user_stream_prefix.empty()) {
+    throw config::ConfigError("gateway.push: stream and user_stream_prefix must not be empty");
+  }
+  ps.heartbeat_ms = static_cast<int>(push.get_int("heartbeat_ms", ps.heartbeat_ms, 100, 600000));
+  ps.auth_timeout_ms =
+      static_cast<int>(push.get_int("auth_timeout_ms", ps.auth_timeout_ms, 100, 600000));
+  ps.revocation_check_ms =
+      static_cast<int>(push.get_int("revocation_check_ms", ps.revocation_check_ms, 100, 3600000));
+  ps.max_replay = static_cast<int>(push.get_int("max_replay", ps.max_replay, 0, 100000));
+  ps.max_queued_messages =
+      static_cast<int>(push.get_int("max_queued_messages", ps.max_queued_messages, 1, 1000000));
+  ps.max_queued_bytes = static_cast<size_t>(
+      push.get_int("max_queued_bytes", static_cast<int64_t>(ps.max_queued_bytes), 1024, 1LL << 30));
+  ps.max_connections =
+      static_cast<int>(push.get_int("max_connections", ps.max_connections, 1, 10000000));
+  ps.max_streams_per_user =
+      static_cast<int>(push.get_int("max_streams_per_user", ps.max_streams_per_user, 1, 100000));
+  push.reject_unknown_keys();
+
   auto tracing = root.get_object("tracing");
   out.otlp_endpoint = tracing.get_string("otlp_endpoint", out.otlp_endpoint);
   tracing.reject_unknown_keys();

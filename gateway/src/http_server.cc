@@ -15,6 +15,7 @@
 #include <optional>
 #include <vector>
 
+#include "taken_over_connection.h"
 #include "trellis/common/log.h"
 #include "trellis/gateway/gateway_config.h"
 
@@ -24,6 +25,10 @@ namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace http = beast::http;
 using tcp = asio::ip::tcp;
+
+void TakenOverConnectionDeleter::operator()(TakenOverConnection* connection) const {
+  delete connection;
+}
 
 struct Limits {
   size_t max_body_bytes;
@@ -44,6 +49,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
              std::atomic<int>& in_flight, const std::atomic<bool>& draining,
              std::atomic<int>& open_connections)
       : stream_(std::move(socket)),
+        executor_(stream_.get_executor()),
         limits_(limits),
         filters_(filters),
         in_flight_(in_flight),
@@ -63,8 +69,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // Shutdown: a connection waiting for its next request is closed now; one in the middle of a
   // request closes after answering it (with Connection: close).
   void drain() {
-    asio::dispatch(stream_.get_executor(), [self = shared_from_this()] {
-      if (self->idle_) self->close();
+    asio::dispatch(executor_, [self = shared_from_this()] {
+      if (self->idle_ && !self->taken_over_) self->close();
     });
   }
 
@@ -156,7 +162,25 @@ class Connection : public std::enable_shared_from_this<Connection> {
       auto timer = std::make_shared<asio::steady_timer>(self->stream_.get_executor(), delay);
       timer->async_wait([timer, work = std::move(work)](beast::error_code) { work(); });
     });
+    exchange->set_takeover_sink([self](HttpResponse& head, TakeoverHandler handler) {
+      asio::dispatch(self->executor_,
+                     [self, head = std::move(head), handler = std::move(handler)]() mutable {
+                       self->hand_over(std::move(head), std::move(handler));
+                     });
+    });
     exchange->start();
+  }
+
+  // Live push: the socket (with any bytes read past the request) leaves this connection for a
+  // stream session; the request is no longer in flight and the connection object goes away.
+  void hand_over(HttpResponse head, TakeoverHandler handler) {
+    --in_flight_;
+    taken_over_ = true;
+    stream_.expires_never();
+    parser_.reset();
+    TakenOverConnectionPtr taken(new TakenOverConnection{std::move(stream_), std::move(buffer_)});
+    buffer_ = beast::flat_buffer();
+    handler(std::move(taken), std::move(head));
   }
 
   void write(HttpResponse answer) {
@@ -208,6 +232,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   }
 
   beast::tcp_stream stream_;
+  asio::any_io_executor executor_;  // stream_'s strand; still valid after a takeover
+  bool taken_over_ = false;
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
   const Limits& limits_;

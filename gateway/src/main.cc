@@ -18,6 +18,7 @@
 #include "trellis/gateway/http_server.h"
 #include "trellis/gateway/key_cache.h"
 #include "trellis/gateway/openapi.h"
+#include "trellis/gateway/push_hub.h"
 #include "trellis/gateway/readiness.h"
 #include "trellis/gateway/redis_client.h"
 #include "trellis/gateway/route_table.h"
@@ -30,17 +31,21 @@ using namespace trellis;
 using namespace trellis::gateway;
 namespace asio = boost::asio;
 
-// Waits for in-flight requests to finish (bounded), then stops the io_context.
-void drain(asio::io_context& io, HttpServer& server, std::shared_ptr<asio::steady_timer> timer,
+// Waits for in-flight requests to finish and live-push streams to close (bounded), then stops the
+// io_context.
+void drain(asio::io_context& io, HttpServer& server, PushHub& push,
+           std::shared_ptr<asio::steady_timer> timer,
            std::chrono::steady_clock::time_point deadline) {
-  if (server.in_flight() == 0 || std::chrono::steady_clock::now() >= deadline) {
-    log::info("stopped", {{"abandoned_requests", server.in_flight()}});
+  if ((server.in_flight() == 0 && push.open_streams() == 0) ||
+      std::chrono::steady_clock::now() >= deadline) {
+    log::info("stopped", {{"abandoned_requests", server.in_flight()},
+                          {"abandoned_streams", push.open_streams()}});
     io.stop();
     return;
   }
   timer->expires_after(std::chrono::milliseconds(20));
-  timer->async_wait([&io, &server, timer, deadline](boost::system::error_code) {
-    drain(io, server, timer, deadline);
+  timer->async_wait([&io, &server, &push, timer, deadline](boost::system::error_code) {
+    drain(io, server, push, timer, deadline);
   });
 }
 
@@ -73,8 +78,21 @@ int run(const std::string& config_path) {
   BackgroundTasks background(io, config, upstreams, *redis, keys, readiness);
   background.start();
 
-  GatewayServices services{config,   routes, upstreams, *redis, keys, readiness, openapi_document(),
-                           registry, tracer};
+  // Live push: its fan-out reader has its own Redis connection (XREAD BLOCK would hold up the
+  // shared, pipelined one); replay reads and revocation re-checks use the shared one.
+  PushHub push(io, redis_options, *redis, config.push, registry, &readiness);
+  push.start();
+
+  GatewayServices services{config,
+                           routes,
+                           upstreams,
+                           *redis,
+                           keys,
+                           readiness,
+                           openapi_document(),
+                           registry,
+                           tracer,
+                           config.push.enabled ? &push : nullptr};
   auto filters = build_filter_chain(services);
   HttpServer server(io, public_listener(config), filters);
   server.start();
@@ -109,7 +127,9 @@ int run(const std::string& config_path) {
       if (admin_server) admin_server->drain();
       background.stop();
       invalidator.stop();
-      drain(io, server, std::make_shared<asio::steady_timer>(io),
+      push.drain();  // WebSocket close 1001, SSE end of body
+      push.stop();
+      drain(io, server, push, std::make_shared<asio::steady_timer>(io),
             std::chrono::steady_clock::now() + std::chrono::milliseconds(config.grace_ms));
     });
   });

@@ -52,5 +52,49 @@ TEST(GatewayConfig, RejectsUnknownKeysAndBadValues) {
   }
 }
 
+TEST(GatewayConfig, PushDefaultsAndKeys) {
+  auto path = write_temp(R"({"upstreams": {"users": {"target": "x"}}})");
+  auto defaults = load_gateway_config(path).push;
+  EXPECT_TRUE(defaults.enabled);
+  EXPECT_EQ(defaults.stream, "trellis:notifications:push");
+  EXPECT_EQ(defaults.user_stream_prefix, "trellis:notifications:user:");
+  EXPECT_EQ(defaults.heartbeat_ms, 15000);
+  EXPECT_EQ(defaults.auth_timeout_ms, 5000);
+  EXPECT_EQ(defaults.revocation_check_ms, 10000);
+  EXPECT_EQ(defaults.max_replay, 1000);
+  EXPECT_EQ(defaults.max_queued_messages, 256);
+  EXPECT_EQ(defaults.max_queued_bytes, 1048576u);
+  EXPECT_EQ(defaults.max_connections, 10000);
+  EXPECT_EQ(defaults.max_streams_per_user, 16);
+  std::remove(path.c_str());
+
+  path = write_temp(R"({"upstreams": {"users": {"target": "x"}}, "push": {
+    "enabled": false, "stream": "s", "user_stream_prefix": "p:", "heartbeat_ms": 1000,
+    "auth_timeout_ms": 200, "revocation_check_ms": 300, "max_replay": 5,
+    "max_queued_messages": 7, "max_queued_bytes": 4096, "max_connections": 9,
+    "max_streams_per_user": 2}})");
+  auto push = load_gateway_config(path).push;
+  EXPECT_FALSE(push.enabled);
+  EXPECT_EQ(push.stream, "s");
+  EXPECT_EQ(push.user_stream_prefix, "p:");
+  EXPECT_EQ(push.heartbeat_ms, 1000);
+  EXPECT_EQ(push.auth_timeout_ms, 200);
+  EXPECT_EQ(push.revocation_check_ms, 300);
+  EXPECT_EQ(push.max_replay, 5);
+  EXPECT_EQ(push.max_queued_messages, 7);
+  EXPECT_EQ(push.max_queued_bytes, 4096u);
+  EXPECT_EQ(push.max_connections, 9);
+  EXPECT_EQ(push.max_streams_per_user, 2);
+  std::remove(path.c_str());
+
+  for (const char* bad : {R"({"heartbeat": 1})", R"({"max_connections": 0})", R"({"stream": ""})",
+                          R"({"heartbeat_ms": "15000"})", R"({"max_streams_per_user": 0})"}) {
+    path = write_temp(std::string(R"({"upstreams": {"users": {"target": "x"}}, "push": )") + bad +
+                      "}");
+    EXPECT_THROW(load_gateway_config(path), config::ConfigError) << bad;
+    std::remove(path.c_str());
+  }
+}
+
 }  // namespace
 }  // namespace trellis::gateway

@@ -59,11 +59,23 @@ struct RequestContext {
 
 class Filter;
 
+// A client connection taken away from the HTTP server by a long-lived stream (live push): the
+// socket and any bytes read past the request. Defined (with Beast) in src/taken_over_connection.h;
+// the deleter keeps its definition out of the translation units that only pass it on.
+struct TakenOverConnection;
+struct TakenOverConnectionDeleter {
+  void operator()(TakenOverConnection* connection) const;
+};
+using TakenOverConnectionPtr = std::unique_ptr<TakenOverConnection, TakenOverConnectionDeleter>;
+// Gets the connection and the response head after every filter's on_response ran on it.
+using TakeoverHandler = std::function<void(TakenOverConnectionPtr, HttpResponse)>;
+
 class Exchange : public std::enable_shared_from_this<Exchange> {
  public:
   using Sink = std::function<void(HttpResponse&)>;
   using Poster = std::function<void(std::function<void()>)>;
   using Scheduler = std::function<void(std::chrono::milliseconds, std::function<void()>)>;
+  using TakeoverSink = std::function<void(HttpResponse&, TakeoverHandler)>;
 
   Exchange(HttpRequest request, const std::vector<std::unique_ptr<Filter>>& filters, Sink sink,
            Poster poster);
@@ -88,6 +100,14 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
   void post_after(std::chrono::milliseconds delay, std::function<void()> work);
   void set_scheduler(Scheduler scheduler) { scheduler_ = std::move(scheduler); }
 
+  // Instead of writing a response, hands the connection to `handler` (WebSocket / SSE): counts as
+  // the answer (the filters' on_response run on `head`, e.g. for the access log, metrics and the
+  // request id header) and the request stops being in flight. Without a takeover sink (admin
+  // listener, unit tests without one) it answers 500 instead.
+  void take_over(HttpResponse head, TakeoverHandler handler);
+  void set_takeover_sink(TakeoverSink sink) { takeover_sink_ = std::move(sink); }
+  bool can_take_over() const { return static_cast<bool>(takeover_sink_); }
+
   bool responded() const { return responded_; }
 
  private:
@@ -95,6 +115,7 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
   Sink sink_;
   Poster poster_;
   Scheduler scheduler_;
+  TakeoverSink takeover_sink_;
   size_t entered_ = 0;
   bool responded_ = false;
 };

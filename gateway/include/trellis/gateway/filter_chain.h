@@ -17,6 +17,7 @@ class Upstreams;
 class RedisClient;
 class KeyCache;
 class Readiness;
+class PushHub;
 
 // What filters may use; owned by main and outliving every request.
 struct GatewayServices {
@@ -29,6 +30,7 @@ struct GatewayServices {
   std::string_view openapi_json;
   metrics::Registry& metrics;
   tracing::Tracer& tracer;
+  PushHub* push = nullptr;  // live push; null: GET /v1/notifications/stream is not served
 };
 
 using FilterList = std::vector<std::unique_ptr<Filter>>;

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "trellis/gateway/filters/cors_filter.h"
+#include "trellis/gateway/push_protocol.h"
 #include "trellis/gateway/rate_limit.h"
 #include "trellis/gateway/response_cache.h"
 #include "trellis/gateway/upstream_guard.h"
@@ -57,6 +58,12 @@ struct GatewayConfig {
   CacheSettings cache;
   // Smaller body limits for some routes: {"/v1/auth/*": 4096}; the global limit still applies.
   std::map<std::string, size_t> route_body_limits;
+  // Live push (GET /v1/notifications/stream): "push": {"enabled": true, "stream":
+  // "trellis:notifications:push", "user_stream_prefix": "trellis:notifications:user:",
+  // "heartbeat_ms": 15000, "auth_timeout_ms": 5000, "revocation_check_ms": 10000,
+  // "max_replay": 1000, "max_queued_messages": 256, "max_queued_bytes": 1048576,
+  // "max_connections": 10000, "max_streams_per_user": 16} (defaults; see push_protocol.h).
+  PushSettings push;
   std::string otlp_endpoint;   // "http://host:4318/v1/traces"; empty: spans are not exported
   std::string effective_json;  // merged file + environment, secrets redacted, for the log
 };

@@ -1,0 +1,65 @@
+// Access-token verification shared by the auth filter and live push: the bearer header, strict
+// JWT verification (Ed25519 via the KeyCache, algorithm pinned, issuer, audience, exp/nbf with
+// leeway) and the revocation check in Redis (jti and session keys written by the users service).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <string_view>
+
+#include "trellis/common/jwt.h"
+
+namespace trellis::gateway {
+
+class KeyCache;
+class RedisClient;
+
+struct AuthFilterConfig {
+  std::string issuer;
+  std::string audience;
+  int leeway_s = 30;
+};
+
+// "Bearer <token>", scheme case-insensitive (RFC 7235); empty when absent or another scheme.
+std::string_view bearer_token(std::string_view header);
+
+// Redis keys written by the users service on logout and refresh-token reuse.
+std::string revoked_token_key(std::string_view token_id);
+std::string revoked_session_key(std::string_view session_id);
+
+enum class TokenStatus {
+  kValid,
+  kKeysUnavailable,  // no JWKS loaded yet: 503, never a pass
+  kInvalid,          // verify error in `error`
+};
+
+struct TokenCheck {
+  TokenStatus status = TokenStatus::kInvalid;
+  std::string error;  // jwt::to_string of the verify error when kInvalid
+  jwt::Claims claims;
+};
+
+enum class RevocationStatus { kNotRevoked, kRevoked, kUnavailable };
+
+class TokenVerifier {
+ public:
+  using Clock = std::function<int64_t()>;  // unix seconds; replaceable in tests
+  TokenVerifier(AuthFilterConfig config, const KeyCache& keys, Clock clock = nullptr);
+
+  // Signature and claims; synchronous and cheap (no I/O).
+  TokenCheck verify(std::string_view token) const;
+  // EXISTS on the token's and session's revocation keys. `done` runs once, on an io_context
+  // thread (never inline); Redis not answering is kUnavailable (callers fail closed).
+  static void check_revocation(RedisClient& redis, const std::string& token_id,
+                               const std::string& session_id,
+                               std::function<void(RevocationStatus, std::string error)> done);
+  int64_t now() const { return clock_(); }
+
+ private:
+  AuthFilterConfig config_;
+  const KeyCache& keys_;
+  Clock clock_;
+};
+
+}  // namespace trellis::gateway

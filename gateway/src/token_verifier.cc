@@ -1,0 +1,78 @@
+#include "trellis/gateway/token_verifier.h"
+
+#include <strings.h>
+
+#include <chrono>
+
+#include "trellis/gateway/key_cache.h"
+#include "trellis/gateway/redis_client.h"
+
+namespace trellis::gateway {
+namespace {
+
+int64_t system_seconds() {
+  return std::chrono::duration_cast<std::chrono::seconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+}  // namespace
+
+std::string_view bearer_token(std::string_view header) {
+  constexpr std::string_view kScheme = "bearer ";
+  if (header.size() <= kScheme.size() ||
+      strncasecmp(header.data(), kScheme.data(), kScheme.size()) != 0) {
+    return {};
+  }
+  auto token = header.substr(kScheme.size());
+  while (!token.empty() && token.front() == ' ') token.remove_prefix(1);
+  while (!token.empty() && token.back() == ' ') token.remove_suffix(1);
+  return token;
+}
+
+std::string revoked_token_key(std::string_view token_id) {
+  return "trellis:revoked:jti:" + std::string(token_id);
+}
+std::string revoked_session_key(std::string_view session_id) {
+  return "trellis:revoked:sid:" + std::string(session_id);
+}
+
+TokenVerifier::TokenVerifier(AuthFilterConfig config, const KeyCache& keys, Clock clock)
+    : config_(std::move(config)),
+      keys_(keys),
+      clock_(clock ? std::move(clock) : Clock(system_seconds)) {}
+
+TokenCheck TokenVerifier::verify(std::string_view token) const {
+  TokenCheck check;
+  auto keys = keys_.keys();
+  if (!keys) {
+    check.status = TokenStatus::kKeysUnavailable;
+    return check;
+  }
+  jwt::VerifyOptions options{config_.issuer, config_.audience, config_.leeway_s};
+  auto verified = jwt::verify(token, *keys, options, clock_());
+  if (!verified.ok()) {
+    check.status = TokenStatus::kInvalid;
+    check.error = std::string(jwt::to_string(verified.error));
+    return check;
+  }
+  check.status = TokenStatus::kValid;
+  check.claims = std::move(verified.claims);
+  return check;
+}
+
+void TokenVerifier::check_revocation(
+    RedisClient& redis, const std::string& token_id, const std::string& session_id,
+    std::function<void(RevocationStatus, std::string error)> done) {
+  std::vector<std::string> command = {"EXISTS", revoked_token_key(token_id)};
+  if (!session_id.empty()) command.push_back(revoked_session_key(session_id));
+  redis.command(std::move(command), [done = std::move(done)](RedisResult r) {
+    if (!r.ok || r.reply.type != RedisReply::Type::kInteger) {
+      done(RevocationStatus::kUnavailable, r.ok ? r.reply.str : r.error);
+      return;
+    }
+    done(r.reply.integer > 0 ? RevocationStatus::kRevoked : RevocationStatus::kNotRevoked, {});
+  });
+}
+
+}  // namespace trellis::gateway
