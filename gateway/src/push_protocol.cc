@@ -82,7 +82,17 @@ PushMessagePtr make_push_message(std::string id, std::string json) {
   return message;
 }
 
+PushMessagePtr make_resync_message(std::string_view code) {
+  auto message = std::make_shared<PushMessage>();
+  message->resync_code = code;
+  return message;
+}
+
 std::string sse_event(const PushMessage& message) {
+  if (!message.resync_code.empty()) {
+    // No id: line, so the browser keeps its last real event id for the next reconnect.
+    return "event: resync\ndata: {\"code\":\"" + std::string(message.resync_code) + "\"}\n\n";
+  }
   std::string out;
   out.reserve(message.id.size() + message.json.size() + 40);
   out += "id: ";
@@ -110,6 +120,9 @@ std::string sse_end_event(std::string_view code) {
 }
 
 std::string websocket_notification(const PushMessage& message) {
+  if (!message.resync_code.empty()) {
+    return R"({"type":"resync","code":")" + std::string(message.resync_code) + "\"}";
+  }
   std::string out;
   out.reserve(message.id.size() + message.json.size() + 48);
   out += R"({"type":"notification","id":")";

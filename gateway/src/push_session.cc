@@ -116,9 +116,12 @@ class SessionBase : public StreamSession, public std::enable_shared_from_this<Se
       return;
     }
     if (auto id = parse_stream_id(params_.last_event_id)) last_sent_ = *id;
+    // Inclusive of the client's last id, one more than max_replay: finding that entry first
+    // proves nothing between it and the replay was trimmed away, and an extra entry shows the
+    // replay would be cut short. Either gap is signalled (resync), never passed over silently.
     hub_.redis().command(
         {"XRANGE", hub_.settings().user_stream_prefix + params_.identity.user_id,
-         "(" + params_.last_event_id, "+", "COUNT", std::to_string(hub_.settings().max_replay)},
+         params_.last_event_id, "+", "COUNT", std::to_string(hub_.settings().max_replay + 2)},
         [self = shared_from_this()](RedisResult result) {
           asio::post(self->executor_,
                      [self, result = std::move(result)] { self->on_replay(result); });
@@ -129,8 +132,19 @@ class SessionBase : public StreamSession, public std::enable_shared_from_this<Se
     if (ended_) return;
     std::vector<PushMessagePtr> replay;
     if (result.ok && result.reply.type == RedisReply::Type::kArray) {
-      for (const auto& entry : result.reply.elements) {
+      const auto& entries = result.reply.elements;
+      bool seam_found = !entries.empty() && entries.front().elements.size() == 2 &&
+                        entries.front().elements[0].str == params_.last_event_id;
+      size_t newer = entries.size() - (seam_found ? 1 : 0);
+      if ((!entries.empty() && !seam_found) ||
+          newer > static_cast<size_t>(hub_.settings().max_replay)) {
+        replay.push_back(make_resync_message(kResyncHistoryTruncated));
+      }
+      size_t replayed = 0;
+      for (size_t i = seam_found ? 1 : 0; i < entries.size(); ++i) {
+        const auto& entry = entries[i];
         if (entry.elements.size() != 2) continue;
+        if (replayed++ == static_cast<size_t>(hub_.settings().max_replay)) break;
         const auto& fields = entry.elements[1].elements;
         for (size_t f = 0; f + 1 < fields.size(); f += 2) {
           if (fields[f].str != "notification") continue;
@@ -143,6 +157,7 @@ class SessionBase : public StreamSession, public std::enable_shared_from_this<Se
       log::warn("live push replay failed",
                 {{"user_id", params_.identity.user_id},
                  {"error", result.ok ? result.reply.str : result.error}});
+      replay.push_back(make_resync_message(kResyncReplayUnavailable));
     }
     {
       std::lock_guard lock(mutex_);
@@ -160,12 +175,12 @@ class SessionBase : public StreamSession, public std::enable_shared_from_this<Se
     {
       std::lock_guard lock(mutex_);
       while ((next = queue_.pop())) {
-        if (next->parsed > last_sent_) break;
+        if (!next->resync_code.empty() || next->parsed > last_sent_) break;
       }
     }
     if (!next) return;
     writing_ = true;
-    last_sent_ = next->parsed;
+    if (next->resync_code.empty()) last_sent_ = next->parsed;
     write_message(*next);
   }
 

@@ -44,6 +44,13 @@ TEST(PushProtocol, WebSocketFraming) {
             R"({"type":"notification","id":"5-1","notification":{"id":"n1"}})");
 }
 
+TEST(PushProtocol, ResyncSignalHasNoEventId) {
+  auto resync = make_resync_message(kResyncHistoryTruncated);
+  EXPECT_EQ(sse_event(*resync), "event: resync\ndata: {\"code\":\"history_truncated\"}\n\n");
+  EXPECT_EQ(websocket_notification(*make_resync_message(kResyncReplayUnavailable)),
+            R"({"type":"resync","code":"replay_unavailable"})");
+}
+
 TEST(PushProtocol, SubprotocolTokenExtraction) {
   auto offer = parse_websocket_protocols("trellis.notifications.v1, bearer.aaa.bbb.ccc");
   EXPECT_TRUE(offer.offers_v1);

@@ -333,7 +333,7 @@ class Stack:
             notifications_port=self.notifications_port,
             redis_host=self.redis_host,
             redis_port=self.redis_port,
-            overrides=self.gateway_overrides,
+            overrides=local.deep_merge({"push": {"stream": self.push_stream}}, self.gateway_overrides),
         )
         local.write_config(self.config_paths["users"], self.users_config)
         local.write_config(self.config_paths["orders"], self.orders_config)

@@ -119,7 +119,7 @@ class LivePushTest(unittest.TestCase):
             "admin": {"port": cls.admin_port},
             "push": {"stream": cls.push_stream, "user_stream_prefix": cls.user_prefix,
                      "revocation_check_ms": 300, "auth_timeout_ms": 1000,
-                     "heartbeat_ms": 2000, "max_queued_messages": 32,
+                     "heartbeat_ms": 2000, "max_queued_messages": 32, "max_replay": 10,
                      "max_queued_bytes": 262144}}).start()
         cls.addClassCleanup(cls.stack.stop)
         cls.port = cls.stack.http_port
@@ -198,6 +198,33 @@ class LivePushTest(unittest.TestCase):
         self.assertEqual(received, missed + after)
         with self.assertRaises(TimeoutError):  # nothing repeated after the seam
             resumed.event(timeout=0.5)
+
+    def test_resume_past_the_retained_history_signals_resync(self):
+        user_id, token = self.user()
+        seen, _ = self.publish(user_id, "seen")
+        trimmed = [self.publish(user_id, f"trimmed {i}")[0] for i in range(3)]
+        kept, _ = self.publish(user_id, "kept")
+        # The user stream is capped (MAXLEN): here everything but the newest entry is gone.
+        self.stack.redis_cli("XTRIM", self.user_prefix + user_id, "MAXLEN", "1")
+        client = self.sse(token, {"Last-Event-ID": seen})
+        self.assertEqual(client.event(timeout=2),
+                         {"event": "resync", "data": '{"code":"history_truncated"}'})
+        self.assertEqual(client.event(timeout=2)["id"], kept)
+        self.assertNotIn(trimmed[0], [seen, kept])
+
+        # More missed than max_replay (10): resync, then the oldest 10, never a silent cut.
+        missed = [self.publish(user_id, f"missed {i}")[0] for i in range(12)]
+        ws = self.ws(path=f"{PATH}?last_event_id={kept}",
+                     headers={"Authorization": f"Bearer {token}"})
+        self.assertEqual(json.loads(ws.recv(timeout=2)),
+                         {"type": "resync", "code": "history_truncated"})
+        self.assertEqual([json.loads(ws.recv(timeout=2))["id"] for _ in range(10)], missed[:10])
+
+        # Exactly at the limit and with the seam intact: no resync.
+        last = self.publish(user_id, "one")[0]
+        more = [self.publish(user_id, f"more {i}")[0] for i in range(10)]
+        exact = self.sse(token, {"Last-Event-ID": last})
+        self.assertEqual([exact.event(timeout=2)["id"] for _ in range(10)], more)
 
     def test_sse_rejects_bad_last_event_id_and_bad_tokens(self):
         _, token = self.user()

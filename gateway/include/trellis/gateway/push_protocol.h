@@ -41,23 +41,31 @@ struct StreamId {
 };
 std::optional<StreamId> parse_stream_id(std::string_view text);
 
-// One notification as delivered: its event id (the per-user stream id) and opaque JSON.
+// One notification as delivered: its event id (the per-user stream id) and opaque JSON. Or a
+// resync signal (resync_code set, no id): the client may have missed notifications (its
+// Last-Event-ID is older than the retained history, or the replay failed) and should reload
+// GET /v1/notifications; live messages follow it as usual.
 struct PushMessage {
   std::string id;
   std::string json;
   StreamId parsed;
+  std::string_view resync_code;  // "history_truncated" | "replay_unavailable"; empty otherwise
   size_t cost() const { return id.size() + json.size() + 64; }  // bytes counted against the cap
 };
 using PushMessagePtr = std::shared_ptr<const PushMessage>;
 // Null when the id is not a stream id or the JSON is empty.
 PushMessagePtr make_push_message(std::string id, std::string json);
+PushMessagePtr make_resync_message(std::string_view code);
+inline constexpr std::string_view kResyncHistoryTruncated = "history_truncated";
+inline constexpr std::string_view kResyncReplayUnavailable = "replay_unavailable";
 
 // Wire formats.
 std::string sse_event(const PushMessage& message);  // id:, event: notification, data:
+                                                    // (a resync: event: resync, data: {"code"})
 std::string sse_end_event(std::string_view code);   // event: end, data: {"code":...}
 inline constexpr std::string_view kSseHeartbeat = ": heartbeat\n\n";
 inline constexpr std::string_view kSseRetry = "retry: 2000\n\n";
-std::string websocket_notification(const PushMessage& message);
+std::string websocket_notification(const PushMessage& message);  // or {"type":"resync",...}
 
 // Request inspection.
 bool is_websocket_upgrade(const HttpRequest& request);
