@@ -19,6 +19,14 @@
 #include "trellis/gateway/gateway_config.h"
 
 namespace trellis::gateway {
+namespace {
+
+AuthFilterConfig auth_config(const GatewayConfig& config) {
+  return {config.issuer, config.audience, config.leeway_s,
+          static_cast<size_t>(config.verified_cache_entries)};
+}
+
+}  // namespace
 
 // The order of the chain, in one place. Adding a filter is one line here.
 FilterList build_filter_chain(GatewayServices& s) {
@@ -32,16 +40,12 @@ FilterList build_filter_chain(GatewayServices& s) {
   chain.push_back(std::make_unique<CorsFilter>(s.config.cors));
   chain.push_back(std::make_unique<LocalEndpointsFilter>(s.readiness, s.openapi_json));
   if (s.push)
-    chain.push_back(std::make_unique<PushFilter>(
-        *s.push, AuthFilterConfig{s.config.issuer, s.config.audience, s.config.leeway_s}, s.keys,
-        s.redis));
+    chain.push_back(std::make_unique<PushFilter>(*s.push, auth_config(s.config), s.keys, s.redis));
   chain.push_back(std::make_unique<RouteFilter>(s.routes, s.config.route_body_limits));
   auto limits =
       std::make_shared<RateLimitState>(s.config.rate_limits, s.redis, s.readiness, s.metrics);
   chain.push_back(std::make_unique<RateLimitFilter>(RateLimitStage::kBeforeAuth, limits));
-  chain.push_back(std::make_unique<AuthFilter>(
-      AuthFilterConfig{s.config.issuer, s.config.audience, s.config.leeway_s}, s.keys, s.redis,
-      s.metrics));
+  chain.push_back(std::make_unique<AuthFilter>(auth_config(s.config), s.keys, s.redis, s.metrics));
   chain.push_back(std::make_unique<RateLimitFilter>(RateLimitStage::kAfterAuth, limits));
   chain.push_back(std::make_unique<CacheFilter>(s.config.cache, s.redis, s.metrics));
   auto guards = std::make_shared<UpstreamGuards>(s.config.upstream_policies, s.metrics);

@@ -204,6 +204,8 @@ GatewayConfig load_gateway_config(const std::string& path) {
   out.jwks_refresh_s =
       static_cast<int>(auth.get_int("jwks_refresh_s", out.jwks_refresh_s, 1, 86400));
   out.leeway_s = static_cast<int>(auth.get_int("leeway_s", out.leeway_s, 0, 300));
+  out.verified_cache_entries = static_cast<int>(
+      auth.get_int("verified_cache_entries", out.verified_cache_entries, 0, 1000000));
   auth.reject_unknown_keys();
 
   root.reject_unknown_keys();

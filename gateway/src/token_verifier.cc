@@ -49,16 +49,50 @@ TokenCheck TokenVerifier::verify(std::string_view token) const {
     check.status = TokenStatus::kKeysUnavailable;
     return check;
   }
+  int64_t now = clock_();
+  if (config_.verified_cache_entries > 0) {
+    std::lock_guard lock(mutex_);
+    auto hit = verified_.find(std::string(token));
+    if (hit != verified_.end()) {
+      // Still inside the window verify() accepted (nbf was already passed) and the same keys.
+      if (hit->second.keys == keys && now <= hit->second.claims.expires_at + config_.leeway_s) {
+        check.status = TokenStatus::kValid;
+        check.claims = hit->second.claims;
+        return check;
+      }
+      verified_.erase(hit);  // expired or keys rotated: verify again (and report why)
+    }
+  }
   jwt::VerifyOptions options{config_.issuer, config_.audience, config_.leeway_s};
-  auto verified = jwt::verify(token, *keys, options, clock_());
+  auto verified = jwt::verify(token, *keys, options, now);
   if (!verified.ok()) {
     check.status = TokenStatus::kInvalid;
     check.error = std::string(jwt::to_string(verified.error));
     return check;
   }
+  if (config_.verified_cache_entries > 0) remember(token, verified.claims, std::move(keys), now);
   check.status = TokenStatus::kValid;
   check.claims = std::move(verified.claims);
   return check;
+}
+
+void TokenVerifier::remember(std::string_view token, const jwt::Claims& claims,
+                             std::shared_ptr<const jwt::KeySet> keys, int64_t now) const {
+  std::lock_guard lock(mutex_);
+  if (verified_.size() >= config_.verified_cache_entries) {
+    std::erase_if(verified_, [&](const auto& entry) {
+      return entry.second.keys != keys || now > entry.second.claims.expires_at + config_.leeway_s;
+    });
+    // Still full of live tokens: start over rather than track recency (the bound is what matters;
+    // a miss only costs one signature check).
+    if (verified_.size() >= config_.verified_cache_entries) verified_.clear();
+  }
+  verified_.insert_or_assign(std::string(token), Verified{claims, std::move(keys)});
+}
+
+size_t TokenVerifier::cached_tokens() const {
+  std::lock_guard lock(mutex_);
+  return verified_.size();
 }
 
 void TokenVerifier::check_revocation(

@@ -45,7 +45,8 @@ struct GatewayConfig {
   std::string jwks_upstream = "users";
   std::string jwks_method = "/trellis.users.v1.AuthService/GetJwks";
   int jwks_refresh_s = 60;
-  int leeway_s = 30;  // clock skew tolerated on exp/nbf
+  int leeway_s = 30;                   // clock skew tolerated on exp/nbf
+  int verified_cache_entries = 10000;  // verified tokens remembered per verifier (0: off)
   // Rate limiting; no policies: no limiting. Example policy:
   // {"name": "per-ip", "key": "ip"|"user"|"api_key", "limit": 100, "window_s": 60, "burst": 20,
   //  "routes": ["*"]}

@@ -5,8 +5,11 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 
 #include "trellis/common/jwt.h"
 
@@ -19,6 +22,10 @@ struct AuthFilterConfig {
   std::string issuer;
   std::string audience;
   int leeway_s = 30;
+  // Tokens whose signature and claims were verified are remembered (until their exp + leeway, and
+  // only while the key set is unchanged) so a client's next request skips the Ed25519 check.
+  // 0 turns the cache off. Revocation is still checked on every request.
+  size_t verified_cache_entries = 10000;
 };
 
 // "Bearer <token>", scheme case-insensitive (RFC 7235); empty when absent or another scheme.
@@ -47,8 +54,9 @@ class TokenVerifier {
   using Clock = std::function<int64_t()>;  // unix seconds; replaceable in tests
   TokenVerifier(AuthFilterConfig config, const KeyCache& keys, Clock clock = nullptr);
 
-  // Signature and claims; synchronous and cheap (no I/O).
+  // Signature and claims; synchronous, no I/O, and a map lookup when the token was seen before.
   TokenCheck verify(std::string_view token) const;
+  size_t cached_tokens() const;
   // EXISTS on the token's and session's revocation keys. `done` runs once, on an io_context
   // thread (never inline); Redis not answering is kUnavailable (callers fail closed).
   static void check_revocation(RedisClient& redis, const std::string& token_id,
@@ -57,9 +65,18 @@ class TokenVerifier {
   int64_t now() const { return clock_(); }
 
  private:
+  struct Verified {
+    jwt::Claims claims;
+    std::shared_ptr<const jwt::KeySet> keys;  // the set that verified it (owned: no ABA on reuse)
+  };
+  void remember(std::string_view token, const jwt::Claims& claims,
+                std::shared_ptr<const jwt::KeySet> keys, int64_t now) const;
+
   AuthFilterConfig config_;
   const KeyCache& keys_;
   Clock clock_;
+  mutable std::mutex mutex_;  // I/O threads share the cache; held for a lookup or an insert
+  mutable std::unordered_map<std::string, Verified> verified_;  // keyed by the whole token
 };
 
 }  // namespace trellis::gateway
