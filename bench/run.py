@@ -39,6 +39,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "deploy" / "local"))
 sys.path.insert(0, str(REPO / "tests" / "e2e"))  # the e2e harness starts the stack
 
+import push  # noqa: E402  (bench/push.py)
 import stack as local  # noqa: E402
 
 PASSWORD = "bench-password-1234"
@@ -388,6 +389,18 @@ def targets(m: dict) -> list[dict]:
         r = ratio(closed_rate("nginx-proxy"), closed_rate("nginx-static"))
         out.append({"target": "(reference) nginx one proxy hop vs nginx", "measured": f"{r:.2f}×",
                     "met": True})
+    push_latency = m.get("6-push-latency", {}).get("open")
+    if push_latency:
+        p99 = push_latency["p99_us"] / 1000
+        out.append({"target": f"scenario 6 p99 < 50 ms at {push_latency['target_rate']:.0f} "
+                              "orders/s", "measured": f"{p99:.1f} ms "
+                              f"({push_latency['lost']} not pushed)",
+                    "met": p99 < 50 and push_latency["lost"] == 0})
+    idle = m.get("7-idle-websockets", {}).get("idle")
+    if idle and idle.get("kib_per_connection") is not None:
+        out.append({"target": "scenario 7 ≤ 6 KiB gateway RSS per idle WebSocket",
+                    "measured": f"{idle['kib_per_connection']} KiB × {idle['open']}",
+                    "met": idle["kib_per_connection"] <= 6})
     if "4-create-order" in m and "pgbench-tpcb" in m:
         r = ratio(closed_rate("4-create-order"), closed_rate("pgbench-tpcb"))
         out.append({"target": "scenario 4 ≥ 0.7× pgbench TPC-B-like TPS", "measured": f"{r:.2f}×",
@@ -407,6 +420,10 @@ def main(argv: list[str]) -> int:
                         help="open-loop rate for latency, req/s (2000)")
     parser.add_argument("--users", type=int, default=16, help="virtual users (16)")
     parser.add_argument("--pg-clients", type=int, default=16, help="pgbench clients (16)")
+    parser.add_argument("--push-rate", type=float, default=200,
+                        help="orders per second of scenario 6 (200)")
+    parser.add_argument("--websockets", type=int, default=5000,
+                        help="idle WebSockets of scenario 7 (5000)")
     parser.add_argument("--only", default="", help="comma-separated measurement names or numbers")
     parser.add_argument("--out", type=Path, default=None, help="results directory")
     args = parser.parse_args(argv)
@@ -422,13 +439,18 @@ def main(argv: list[str]) -> int:
     started = datetime.now(timezone.utc)
     out_dir = args.out or REPO / "bench" / "results" / started.strftime("%Y%m%dT%H%M%SZ")
     out_dir.mkdir(parents=True, exist_ok=True)
+    # Scenario 7 holds thousands of sockets in this process and in the gateway (which inherits).
+    push.raise_fd_limit(args.websockets + 4096)
     work = Path(tempfile.mkdtemp(prefix="trellis-bench-"))
     os.chmod(work, 0o711)
     servers = start_servers(work)
     from harness import Stack  # needs the server variables set by start_servers
 
     stack = Stack(users_overrides={"tokens": {"access_ttl_s": 3600}},
-                  notifications_overrides={"consumer": {"block_ms": 1000}})
+                  notifications_overrides={"consumer": {"block_ms": 1000}},
+                  gateway_overrides={"push": {"max_streams_per_user": 100000,
+                                              "max_connections": 100000},
+                                     "limits": {"max_connections": 100000}})
     nginx = None
     cached = None
     results = {
@@ -500,6 +522,35 @@ def main(argv: list[str]) -> int:
                      f"p50 {ms(opened['p50_us'])} ms p99 {ms(opened['p99_us'])} ms")
             if sys.stdout.isatty():
                 print()
+
+        if wanted("6-push-latency"):
+            progress(f"6-push-latency: {args.push_rate:.0f} orders/s for {args.duration} s")
+            sampler = Sampler({"gateway": gateway_pid, "orders": pids["orders"],
+                               "notifications": pids["notifications"]})
+            opened = push.push_latency(stack.http_port, users, args.push_rate, args.duration,
+                                       progress)
+            results["measurements"]["6-push-latency"] = {
+                "title": f"order → WebSocket push at {args.push_rate:.0f} orders/s",
+                "open": opened, "cpu": sampler.stop()}
+            png = plot("6-push-latency", "order → WebSocket push", opened, out_dir)
+            if png:
+                results["plots"].append(png)
+            stages = opened["stages"]
+            say(f"\n6-push-latency: {opened['orders']} orders, {opened['pushed']} pushed, "
+                f"p50 {ms(opened['p50_us'])} ms p99 {ms(opened['p99_us'])} ms; "
+                "order → notification row p50/p99 "
+                f"{ms(stages['order_to_notification']['p50_us'])}/"
+                f"{ms(stages['order_to_notification']['p99_us'])} ms, row → client "
+                f"{ms(stages['notification_to_client']['p50_us'])}/"
+                f"{ms(stages['notification_to_client']['p99_us'])} ms")
+        if wanted("7-idle-websockets"):
+            idle = push.idle_websockets(stack.http_port, [u["token"] for u in users],
+                                        args.websockets, gateway_pid, progress)
+            results["measurements"]["7-idle-websockets"] = {
+                "title": f"{args.websockets} idle WebSockets", "idle": idle}
+            say(f"\n7-idle-websockets: {idle['open']} open ({idle['failed']} failed), "
+                f"gateway RSS {idle['rss_before_kib']} → {idle['rss_after_kib']} KiB, "
+                f"{idle['kib_per_connection']} KiB each")
 
         if wanted("grpc-direct"):
             users_file = work / "user-ids.txt"
