@@ -138,6 +138,37 @@ void EventConsumer::process(const std::vector<StreamEntry>& entries, ConsumeRoun
   std::vector<NotificationRecord> to_push;
   std::vector<std::pair<const StreamEntry*, std::string>> dead;
   std::exception_ptr infrastructure_failure;
+
+  // A poison entry stays pending until its last delivery, then goes to the dead letters.
+  auto refuse = [&](const StreamEntry& entry, const std::exception& e) {
+    ++round.failed;
+    if (events_) events_->with({"failed"}).inc();
+    if (entry.deliveries >= config_.max_deliveries) {
+      dead.emplace_back(&entry, e.what());
+    } else {
+      log::warn("stream entry failed, will retry",
+                {{"entry", entry.id}, {"deliveries", entry.deliveries}, {"error", e.what()}});
+    }
+  };
+  auto recorded = [&](const StreamEntry& entry, const Recorded& result) {
+    if (result.created) {
+      ++round.recorded;
+      if (events_) events_->with({"recorded"}).inc();
+      if (delivered_inbox_) delivered_inbox_->inc();
+    } else {
+      ++round.duplicates;
+      if (events_) events_->with({"duplicate"}).inc();
+    }
+    // A batch may hold one event twice (published twice by the relay): push it once.
+    bool queued = std::any_of(to_push.begin(), to_push.end(),
+                              [&](const auto& n) { return n.id == result.notification.id; });
+    if (!result.notification.pushed && !queued) to_push.push_back(result.notification);
+    acknowledged.push_back(entry.id);
+  };
+
+  // 1. Which entries make a notification (no I/O).
+  std::vector<const StreamEntry*> sources;
+  std::vector<NewNotification> batch;
   for (const auto& entry : entries) {
     ++round.entries;
     if (entry.fields.empty()) {  // trimmed from the stream: nothing left to process
@@ -152,33 +183,37 @@ void EventConsumer::process(const std::vector<StreamEntry>& entries, ConsumeRoun
         acknowledged.push_back(entry.id);
         continue;
       }
-      auto recorded = store_.record(*notification);
-      if (recorded.created) {
-        ++round.recorded;
-        if (events_) events_->with({"recorded"}).inc();
-        if (delivered_inbox_) delivered_inbox_->inc();
-      } else {
-        ++round.duplicates;
-        if (events_) events_->with({"duplicate"}).inc();
-      }
-      // A batch may hold one event twice (published twice by the relay): push it once.
-      bool queued = std::any_of(to_push.begin(), to_push.end(),
-                                [&](const auto& n) { return n.id == recorded.notification.id; });
-      if (!recorded.notification.pushed && !queued) to_push.push_back(recorded.notification);
-      acknowledged.push_back(entry.id);
+      sources.push_back(&entry);
+      batch.push_back(std::move(*notification));
     } catch (const std::exception& e) {
-      ++round.failed;
-      if (events_) events_->with({"failed"}).inc();
+      if (!is_poison(e)) throw;
+      refuse(entry, e);
+    }
+  }
+
+  // 2. Record them in one transaction: one commit (one WAL flush) for the whole batch keeps up
+  // with bursts. Should the database refuse a row, fall back to one transaction per entry so the
+  // poison one fails alone.
+  if (!batch.empty()) {
+    try {
+      auto results = store_.record_all(batch);
+      for (size_t i = 0; i < results.size(); ++i) recorded(*sources[i], results[i]);
+    } catch (const std::exception& e) {
       if (!is_poison(e)) {
-        // PostgreSQL is unreachable or similar: keep the rest pending and back off.
+        // PostgreSQL is unreachable or similar: nothing was committed; all stays pending.
         infrastructure_failure = std::current_exception();
-        break;
-      }
-      if (entry.deliveries >= config_.max_deliveries) {
-        dead.emplace_back(&entry, e.what());
       } else {
-        log::warn("stream entry failed, will retry",
-                  {{"entry", entry.id}, {"deliveries", entry.deliveries}, {"error", e.what()}});
+        for (size_t i = 0; i < batch.size(); ++i) {
+          try {
+            recorded(*sources[i], store_.record(batch[i]));
+          } catch (const std::exception& one) {
+            if (!is_poison(one)) {
+              infrastructure_failure = std::current_exception();
+              break;
+            }
+            refuse(*sources[i], one);
+          }
+        }
       }
     }
   }

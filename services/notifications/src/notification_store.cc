@@ -70,16 +70,31 @@ void NotificationStore::prepare(pqxx::connection& c) {
             "UPDATE notifications SET pushed_at = now() WHERE id = ANY($1::uuid[])");
 }
 
+namespace {
+
+Recorded record_in(pqxx::work& tx, const NewNotification& n) {
+  auto inserted = tx.exec_prepared("notifications_insert", n.source, n.event_id, n.user_id, n.type,
+                                   n.order_id, n.title);
+  if (!inserted.empty()) return Recorded{read_row(inserted[0]), true};
+  // A conflicting row exists and is committed (ON CONFLICT waited for it), or was inserted
+  // earlier in this transaction: this statement sees it.
+  auto existing = tx.exec_prepared("notifications_by_event", n.source, n.event_id);
+  if (existing.empty()) throw std::runtime_error("notification vanished after a conflict");
+  return Recorded{read_row(existing[0]), false};
+}
+
+}  // namespace
+
 Recorded NotificationStore::record(const NewNotification& n) {
+  return db::with_transaction(pool_, [&](pqxx::work& tx) { return record_in(tx, n); });
+}
+
+std::vector<Recorded> NotificationStore::record_all(const std::vector<NewNotification>& batch) {
   return db::with_transaction(pool_, [&](pqxx::work& tx) {
-    auto inserted = tx.exec_prepared("notifications_insert", n.source, n.event_id, n.user_id,
-                                     n.type, n.order_id, n.title);
-    if (!inserted.empty()) return Recorded{read_row(inserted[0]), true};
-    // A conflicting row exists and is committed (ON CONFLICT waited for it): this statement sees
-    // it.
-    auto existing = tx.exec_prepared("notifications_by_event", n.source, n.event_id);
-    if (existing.empty()) throw std::runtime_error("notification vanished after a conflict");
-    return Recorded{read_row(existing[0]), false};
+    std::vector<Recorded> out;
+    out.reserve(batch.size());
+    for (const auto& n : batch) out.push_back(record_in(tx, n));
+    return out;
   });
 }
 
@@ -123,6 +138,9 @@ std::vector<NotificationRecord> NotificationStore::unpushed(int older_than_ms, i
 void NotificationStore::mark_pushed(const std::vector<std::string>& ids) {
   if (ids.empty()) return;
   db::with_transaction(pool_, [&](pqxx::work& tx) {
+    // Not worth a WAL flush on the consumer's path: a mark lost in a crash only makes the sweep
+    // push again, which at-least-once push allows.
+    tx.exec0("SET LOCAL synchronous_commit TO off");
     tx.exec_prepared0("notifications_mark_pushed", uuid_array(ids));
   });
 }

@@ -74,6 +74,12 @@ class EventConsumerTest : public ::testing::Test {
     tx.exec(query);
   }
 
+  void admin_db(const std::string& query) {
+    pqxx::connection connection(pg_ + " dbname=" + dbname_);
+    pqxx::nontransaction tx(connection);
+    tx.exec(query);
+  }
+
   std::unique_ptr<EventConsumer> make_consumer(const std::string& name = "consumer-a") {
     auto config = consumer_config_;
     config.consumer = name;
@@ -195,6 +201,29 @@ TEST_F(EventConsumerTest, APoisonEntryGoesToTheDeadLetterStreamAfterMaxDeliverie
   EXPECT_EQ(fields["error"], "user_id is not a UUID");
   EXPECT_EQ(fields["deliveries"], "2");
   EXPECT_EQ(fields["source_stream"], consumer_config_.stream);
+}
+
+TEST_F(EventConsumerTest, ABatchIsRecordedInOneTransaction) {
+  auto user = random_uuid();
+  for (int i = 1; i <= 5; ++i) publish(20 + i, user, random_uuid());
+  auto consumer = make_consumer();
+  run_until(*consumer, [&] { return count() == 5; });  // the five are read together
+  pqxx::connection connection(pg_ + " dbname=" + dbname_);
+  pqxx::nontransaction tx(connection);
+  EXPECT_EQ(tx.exec1("SELECT count(DISTINCT xmin::text) FROM notifications")[0].as<int>(), 1);
+}
+
+TEST_F(EventConsumerTest, ARowTheDatabaseRefusesFailsAloneInItsBatch) {
+  admin_db("ALTER TABLE notifications ADD CONSTRAINT refuse_13 CHECK (event_id <> 13)");
+  auto user = random_uuid();
+  for (int i = 12; i <= 14; ++i) publish(i, user, random_uuid());
+  auto consumer = make_consumer();
+  run_until(*consumer, [&] {
+    return redis_client_->command({"XLEN", consumer_config_.dead_letter_stream}).integer == 1 &&
+           pending() == 0;
+  });
+  EXPECT_EQ(count(), 2);
+  EXPECT_EQ(count("event_id = 13"), 0);
 }
 
 TEST_F(EventConsumerTest, PendingEntriesOfThisConsumerAreTakenUpAfterARestart) {

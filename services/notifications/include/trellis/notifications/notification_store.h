@@ -30,6 +30,9 @@ class NotificationStore {
   // Stores the notification of one event, exactly once: the (source, event_id) unique key makes a
   // redelivered event return the notification it made the first time (created=false).
   Recorded record(const NewNotification& notification);
+  // The same for a batch, in one transaction (all or nothing); results in the batch's order. An
+  // event twice in the batch yields created=true once and then created=false.
+  std::vector<Recorded> record_all(const std::vector<NewNotification>& batch);
 
   // The user's notifications, newest first, strictly older (by seq) than `before_seq` if given.
   NotificationPage list(const std::string& user_id, bool unread_only, int limit,
