@@ -222,11 +222,13 @@ def pgbench(pg_port: int, mode: str, args) -> dict:
     binary = str(local.PG_BIN / "pgbench")
     common = ["-h", "127.0.0.1", "-p", str(pg_port), "-U", local.PG_SUPERUSER]
     argv = [binary, *common, "-c", str(args.pg_clients), "-j", "2", "-T", str(args.duration),
-            "-P", "0", "bench_pgbench"]
+            "bench_pgbench"]
     if mode == "select-only":
         argv.insert(1, "-S")
-    out = subprocess.run(argv, capture_output=True, text=True, timeout=args.duration + 60,
-                         check=True).stdout
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=args.duration + 60)
+    if done.returncode != 0:
+        raise RuntimeError(f"pgbench {mode} failed: {done.stderr.strip()[-500:]}")
+    out = done.stdout
     tps = next(float(l.split("=")[1].split()[0]) for l in out.splitlines()
                if l.startswith("tps =") and "without" in l)
     latency = next((float(l.split("=")[1].split()[0]) for l in out.splitlines()
@@ -335,7 +337,8 @@ def markdown(results: dict) -> str:
     lines = [
         f"# Trellis benchmark — {results['started']}", "",
         f"Machine: {results['machine']}. Duration {results['duration_s']} s per measurement; "
-        f"closed loop {results['connections']} connections; open loop at the rate given.", "",
+        f"closed loop {results['connections']} connections; open loop at the rate given; "
+        f"gateway io_threads {results.get('gateway_io_threads', '-')}.", "",
         "| measurement | closed req/s | open rate | p50 ms | p99 ms | p99.9 ms | errors | CPU % "
         "(gateway/service) | RSS MiB |",
         "|---|---:|---:|---:|---:|---:|---:|---|---:|",
@@ -424,6 +427,10 @@ def main(argv: list[str]) -> int:
                         help="orders per second of scenario 6 (200)")
     parser.add_argument("--websockets", type=int, default=5000,
                         help="idle WebSockets of scenario 7 (5000)")
+    parser.add_argument("--gateway-io-threads", type=int, default=1,
+                        help="io_threads of the gateways (1: on 2 cores shared with the load "
+                             "generator and the services, a second I/O thread costs more in "
+                             "hand-offs than it adds; see docs/PERFORMANCE.md)")
     parser.add_argument("--only", default="", help="comma-separated measurement names or numbers")
     parser.add_argument("--out", type=Path, default=None, help="results directory")
     args = parser.parse_args(argv)
@@ -448,7 +455,8 @@ def main(argv: list[str]) -> int:
 
     stack = Stack(users_overrides={"tokens": {"access_ttl_s": 3600}},
                   notifications_overrides={"consumer": {"block_ms": 1000}},
-                  gateway_overrides={"push": {"max_streams_per_user": 100000,
+                  gateway_overrides={"io_threads": args.gateway_io_threads,
+                                     "push": {"max_streams_per_user": 100000,
                                               "max_connections": 100000},
                                      "limits": {"max_connections": 100000}})
     nginx = None
@@ -457,7 +465,7 @@ def main(argv: list[str]) -> int:
         "started": started.isoformat(timespec="seconds"),
         "machine": f"{os.cpu_count()} CPUs, {os.uname().release}",
         "duration_s": args.duration, "connections": args.connections, "open_rate": args.rate,
-        "measurements": {}, "plots": [], "notes": [],
+        "gateway_io_threads": args.gateway_io_threads, "measurements": {}, "plots": [], "notes": [],
     }
     try:
         stack.start()
