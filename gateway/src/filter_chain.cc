@@ -39,12 +39,14 @@ FilterList build_filter_chain(GatewayServices& s) {
   chain.push_back(std::make_unique<RequestLimitsFilter>(s.config.max_body_bytes));
   chain.push_back(std::make_unique<CorsFilter>(s.config.cors));
   chain.push_back(std::make_unique<LocalEndpointsFilter>(s.readiness, s.openapi_json));
-  if (s.push)
-    chain.push_back(std::make_unique<PushFilter>(*s.push, auth_config(s.config), s.keys, s.redis));
   chain.push_back(std::make_unique<RouteFilter>(s.routes, s.config.route_body_limits));
   auto limits =
       std::make_shared<RateLimitState>(s.config.rate_limits, s.redis, s.readiness, s.metrics);
   chain.push_back(std::make_unique<RateLimitFilter>(RateLimitStage::kBeforeAuth, limits));
+  // Answers GET /v1/notifications/stream itself (its own auth: the token may come as the first
+  // WebSocket message) and hands the connection over; everything else goes on.
+  if (s.push)
+    chain.push_back(std::make_unique<PushFilter>(*s.push, auth_config(s.config), s.keys, s.redis));
   chain.push_back(std::make_unique<AuthFilter>(auth_config(s.config), s.keys, s.redis, s.metrics));
   chain.push_back(std::make_unique<RateLimitFilter>(RateLimitStage::kAfterAuth, limits));
   chain.push_back(std::make_unique<CacheFilter>(s.config.cache, s.redis, s.metrics));

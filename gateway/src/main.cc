@@ -19,6 +19,7 @@
 #include "trellis/gateway/key_cache.h"
 #include "trellis/gateway/openapi.h"
 #include "trellis/gateway/push_hub.h"
+#include "trellis/gateway/push_protocol.h"
 #include "trellis/gateway/readiness.h"
 #include "trellis/gateway/redis_client.h"
 #include "trellis/gateway/route_table.h"
@@ -59,6 +60,8 @@ int run(const std::string& config_path) {
       throw config::ConfigError("gateway.upstreams: routes need an upstream named " + name);
     }
   }
+  // Listed as a route so that rate limits, metrics and the access log apply to it as to others.
+  if (config.push.enabled) routes.add_local("GET", std::string(kPushPath));
 
   asio::io_context io(config.io_threads);
   metrics::Registry registry;

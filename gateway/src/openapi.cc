@@ -115,6 +115,7 @@ std::string render_openapi(const RouteTable& routes, std::string_view version) {
   SchemaBuilder schemas;
   Json paths = Json::object();
   for (const auto& route : routes.routes()) {
+    if (route->local) continue;  // not part of the proto contract
     Json operation;
     operation["operationId"] = route->rpc_name;
     if (!route->summary.empty()) operation["summary"] = route->summary;

@@ -211,9 +211,21 @@ RouteMatch RouteTable::match(std::string_view method, std::string_view path) con
   return result;
 }
 
+void RouteTable::add_local(std::string http_method, const std::string& path_template) {
+  auto route = std::make_unique<Route>();
+  route->http_method = std::move(http_method);
+  route->path = PathTemplate::parse(path_template);
+  route->rpc_name = "gateway.local";
+  route->auth = AuthMode::kPublic;  // the filter that answers authenticates for itself
+  route->local = true;
+  add(std::move(route));
+}
+
 std::vector<std::string> RouteTable::upstreams() const {
   std::set<std::string> names;
-  for (const auto& route : routes_) names.insert(route->upstream);
+  for (const auto& route : routes_) {
+    if (!route->local) names.insert(route->upstream);
+  }
   return {names.begin(), names.end()};
 }
 

@@ -16,6 +16,8 @@ POLICIES = {"replicas": 2, "policies": [
      "routes": ["/.well-known/*"]},
     {"name": "me-user", "key": "user", "limit": 5, "window_s": 60, "burst": 5,
      "routes": ["/v1/users/me"]},
+    {"name": "stream-ip", "key": "ip", "limit": 4, "window_s": 60, "burst": 4,
+     "routes": ["/v1/notifications/stream"]},
 ]}
 
 
@@ -94,6 +96,21 @@ class RateLimitTest(unittest.TestCase):
         self.assertEqual(self.stack.http("GET", "/v1/users/me", headers=tokens[1]).status, 200)
         # Another path of the same user is not covered by the policy.
         self.assertEqual(self.stack.http("GET", "/openapi.json", headers=tokens[0]).status, 200)
+
+    def test_2_the_live_push_handshake_is_limited_per_client_ip(self):
+        # Attempts to open a stream count before authentication, so an address cannot hold
+        # unauthenticated WebSockets (each may wait auth_timeout_ms) without limit.
+        statuses = [self.stack.http("GET", "/v1/notifications/stream",
+                                    headers={"Accept": "text/event-stream"}).status
+                    for _ in range(6)]
+        self.assertEqual(statuses[:4], [401] * 4)
+        self.assertEqual(statuses[4:], [429] * 2)
+        r = self.stack.http("GET", "/v1/notifications/stream",
+                            headers={"Accept": "text/event-stream"})
+        self.assertEqual(r.json["code"], "rate_limited")
+        self.assertIn("retry-after", r.headers)
+        # POST is not a method of the stream: 405 from the route table, not the push filter.
+        self.assertEqual(self.stack.http("POST", "/v1/notifications/stream", {}).status, 405)
 
     def test_3_redis_down_falls_back_locally_without_5xx_and_recovers(self):
         time.sleep(WINDOW)  # let earlier tests' quota refill

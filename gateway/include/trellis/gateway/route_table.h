@@ -49,6 +49,9 @@ struct Route {
   std::string summary;
   const google::protobuf::Descriptor* input = nullptr;
   const google::protobuf::Descriptor* output = nullptr;
+  // Answered by a gateway filter itself (the live push stream): no upstream, not in the proto
+  // contract; listed so that rate limits, metrics and access logs see its template.
+  bool local = false;
 };
 
 // Route selection in configuration: "*" (all), an exact template ("/v1/users/{id}"), or a prefix
@@ -70,9 +73,12 @@ class RouteTable {
   // All proto files compiled into trellis_proto.
   static RouteTable from_linked_protos();
 
+  // A route a filter answers itself (Route::local); throws on a duplicate.
+  void add_local(std::string http_method, const std::string& path_template);
+
   RouteMatch match(std::string_view method, std::string_view path) const;
   const std::vector<std::unique_ptr<Route>>& routes() const { return routes_; }
-  std::vector<std::string> upstreams() const;
+  std::vector<std::string> upstreams() const;  // of the proto routes
 
  private:
   void add(std::unique_ptr<Route> route);
