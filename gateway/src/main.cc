@@ -32,6 +32,15 @@ using namespace trellis;
 using namespace trellis::gateway;
 namespace asio = boost::asio;
 
+// An io_context that can destroy the handlers still queued when run() returned while the objects
+// they refer to (filters, sessions, servers) still exist; its destructor would do so only after
+// them. Asio supports I/O objects that are destroyed after this shutdown.
+class IoContext : public asio::io_context {
+ public:
+  using asio::io_context::io_context;
+  void destroy_pending_handlers() { shutdown(); }
+};
+
 // Waits for in-flight requests to finish and live-push streams to close (bounded), then stops the
 // io_context.
 void drain(asio::io_context& io, HttpServer& server, PushHub& push,
@@ -63,7 +72,7 @@ int run(const std::string& config_path) {
   // Listed as a route so that rate limits, metrics and the access log apply to it as to others.
   if (config.push.enabled) routes.add_local("GET", std::string(kPushPath));
 
-  asio::io_context io(config.io_threads);
+  IoContext io(config.io_threads);
   metrics::Registry registry;
   tracing::Tracer tracer({config.otlp_endpoint, "gateway"});
   Upstreams upstreams(config.upstreams, registry);
@@ -141,7 +150,14 @@ int run(const std::string& config_path) {
   for (int i = 1; i < config.io_threads; ++i) threads.emplace_back([&io] { io.run(); });
   io.run();
   for (auto& thread : threads) thread.join();
+  // Teardown in the order nothing calls into a destroyed object: gRPC callbacks of calls still
+  // outstanding (abandoned requests, health probes) run on gRPC's threads, so they are cancelled
+  // and awaited first; then the handlers queued on the stopped io_context are destroyed.
+  if (auto left = upstreams.shutdown(std::chrono::milliseconds(2000)); left > 0) {
+    log::warn("upstream calls still outstanding at exit", {{"calls", left}});
+  }
   redis->stop();
+  io.destroy_pending_handlers();
   log::flush();
   return 0;
 }

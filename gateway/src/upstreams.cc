@@ -4,6 +4,9 @@
 #include <grpcpp/grpcpp.h>
 
 #include <algorithm>
+#include <condition_variable>
+#include <mutex>
+#include <unordered_map>
 
 #include "trellis/common/service_metadata.h"
 
@@ -26,6 +29,22 @@ struct PendingCall {
   metrics::Family<metrics::Histogram>* latency = nullptr;
   metrics::Labels labels;
 };
+
+}  // namespace
+
+// The calls gRPC has not completed yet. A call is owned here until its callback takes it out, so
+// that shutdown() can cancel it without racing its deletion.
+struct Upstreams::Outstanding {
+  mutable std::mutex mutex;
+  std::condition_variable empty;
+  std::unordered_map<PendingCall*, std::shared_ptr<PendingCall>> calls;
+  int finishing = 0;  // callbacks running (taken out of `calls`, not returned yet)
+  bool closed = false;
+
+  size_t count() const { return calls.size() + static_cast<size_t>(finishing); }
+};
+
+namespace {
 
 std::string trailer(const grpc::ClientContext& context, std::string_view key) {
   const auto& trailers = context.GetServerTrailingMetadata();
@@ -66,7 +85,8 @@ std::string flatten(const grpc::ByteBuffer& buffer) {
 Upstreams::Upstreams(const std::map<std::string, std::string>& targets, metrics::Registry& registry)
     : latency_(registry.histogram("grpc_client_handling_seconds",
                                   "Upstream call latency by upstream, method and status code",
-                                  {"upstream", "method", "code"})) {
+                                  {"upstream", "method", "code"})),
+      outstanding_(std::make_shared<Outstanding>()) {
   for (const auto& [name, target] : targets) {
     grpc::ChannelArguments args;
     // Keep idle connections alive so that the first request after a pause does not pay a
@@ -86,7 +106,30 @@ Upstreams::Upstreams(const std::map<std::string, std::string>& targets, metrics:
   }
 }
 
-Upstreams::~Upstreams() = default;
+Upstreams::~Upstreams() {
+  shutdown();
+}
+
+size_t Upstreams::outstanding() const {
+  std::lock_guard lock(outstanding_->mutex);
+  return outstanding_->count();
+}
+
+size_t Upstreams::shutdown(std::chrono::milliseconds wait) {
+  std::vector<std::shared_ptr<PendingCall>> calls;
+  {
+    std::lock_guard lock(outstanding_->mutex);
+    outstanding_->closed = true;
+    for (const auto& [raw, call] : outstanding_->calls) calls.push_back(call);
+  }
+  // Outside the lock: gRPC may run a cancelled call's callback on this very thread, inside
+  // TryCancel; `calls` keeps each context alive until TryCancel has returned.
+  for (const auto& call : calls) call->context.TryCancel();
+  calls.clear();
+  std::unique_lock lock(outstanding_->mutex);
+  outstanding_->empty.wait_for(lock, wait, [&] { return outstanding_->count() == 0; });
+  return outstanding_->count();
+}
 
 bool Upstreams::has(const std::string& name) const {
   return channels_.count(name) > 0;
@@ -101,14 +144,20 @@ std::vector<std::string> Upstreams::names() const {
 void Upstreams::call(const std::string& upstream, UpstreamCall call,
                      std::function<void(UpstreamResult)> done) {
   auto it = channels_.find(upstream);
-  if (it == channels_.end()) {
+  auto unavailable = [&](std::string message) {
     UpstreamResult result;
     result.code = 14;  // UNAVAILABLE
-    result.message = "no upstream named " + upstream;
+    result.message = std::move(message);
     done(std::move(result));
-    return;
+  };
+  if (it == channels_.end()) return unavailable("no upstream named " + upstream);
+  auto owned_here = std::make_shared<PendingCall>();
+  auto* pending = owned_here.get();
+  {
+    std::lock_guard lock(outstanding_->mutex);
+    if (outstanding_->closed) return unavailable("gateway shutting down");
+    outstanding_->calls.emplace(pending, std::move(owned_here));
   }
-  auto* pending = new PendingCall;
   pending->done = std::move(done);
   pending->started = std::chrono::steady_clock::now();
   pending->latency = &latency_;
@@ -119,8 +168,15 @@ void Upstreams::call(const std::string& upstream, UpstreamCall call,
   pending->request = grpc::ByteBuffer(&slice, 1);
   it->second->stub->UnaryCall(
       &pending->context, call.method, grpc::StubOptions(), &pending->request, &pending->response,
-      [pending](grpc::Status status) {
-        std::unique_ptr<PendingCall> owned(pending);
+      [pending, outstanding = outstanding_](grpc::Status status) {
+        std::shared_ptr<PendingCall> owned;
+        {
+          std::lock_guard lock(outstanding->mutex);
+          auto entry = outstanding->calls.find(pending);
+          owned = std::move(entry->second);
+          outstanding->calls.erase(entry);
+          ++outstanding->finishing;
+        }
         std::chrono::duration<double> elapsed = std::chrono::steady_clock::now() - owned->started;
         owned->labels.push_back(std::to_string(static_cast<int>(status.error_code())));
         owned->latency->with(owned->labels).observe(elapsed.count());
@@ -133,6 +189,12 @@ void Upstreams::call(const std::string& upstream, UpstreamCall call,
           read_error_override(owned->context, result);
         }
         owned->done(std::move(result));
+        owned.reset();
+        // Only now, with `done` returned, may shutdown() see the call as finished.
+        std::lock_guard lock(outstanding->mutex);
+        if (--outstanding->finishing == 0 && outstanding->calls.empty()) {
+          outstanding->empty.notify_all();
+        }
       });
 }
 

@@ -41,15 +41,24 @@ class Upstreams {
 
   bool has(const std::string& name) const;
   std::vector<std::string> names() const;
-  // Never blocks. `done` runs exactly once on a gRPC thread: post back to your own executor.
-  // An unknown upstream completes with UNAVAILABLE.
+  // Never blocks. `done` runs exactly once, on a gRPC thread (post back to your own executor) or,
+  // for an unknown upstream or after shutdown() began, at once with UNAVAILABLE.
   void call(const std::string& upstream, UpstreamCall call,
             std::function<void(UpstreamResult)> done);
 
+  // Cancels the calls still outstanding and waits (at most `wait`) until their `done` callbacks
+  // have returned; later calls complete at once with UNAVAILABLE. Call it at shutdown while
+  // everything the callbacks touch still exists: gRPC would otherwise run them on its own threads
+  // after those objects are gone. Returns the number of calls still outstanding (0 normally).
+  size_t shutdown(std::chrono::milliseconds wait = std::chrono::milliseconds(2000));
+  size_t outstanding() const;
+
  private:
   struct Channel;
+  struct Outstanding;
   std::map<std::string, std::unique_ptr<Channel>> channels_;
   metrics::Family<metrics::Histogram>& latency_;
+  std::shared_ptr<Outstanding> outstanding_;
 };
 
 }  // namespace trellis::gateway
