@@ -68,6 +68,10 @@ class Generator {
     start_ = Clock::now();
     measure_from_ = start_ + to_duration(options_.warmup_s);
     end_ = measure_from_ + to_duration(options_.duration_s);
+    // Idle workers wait on `wake_`, which never expires: cancel_one() wakes one of them. (Setting
+    // its expiry again would cancel every waiter: each woken worker would wake all the others,
+    // and the generator would spin a whole core, taking it from the system it measures.)
+    wake_.expires_at(Clock::time_point::max());
     asio::co_spawn(io_, schedule(), asio::detached);
     for (int i = 0; i < options_.connections; ++i) asio::co_spawn(io_, worker(), asio::detached);
   }
@@ -101,7 +105,6 @@ class Generator {
     for (;;) {
       while (queue_.empty()) {
         if (done_scheduling_) co_return;
-        wake_.expires_at(Clock::time_point::max());
         boost::system::error_code ignored;
         co_await wake_.async_wait(asio::redirect_error(asio::use_awaitable, ignored));
       }

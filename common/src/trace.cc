@@ -3,6 +3,9 @@
 #include <openssl/rand.h>
 
 #include <algorithm>
+#include <array>
+#include <cstdint>
+#include <cstring>
 #include <stdexcept>
 
 namespace trellis::trace {
@@ -17,20 +20,67 @@ bool all_zero(std::string_view text) {
   return std::all_of(text.begin(), text.end(), [](char c) { return c == '0'; });
 }
 
+std::string to_hex(const unsigned char* raw, size_t bytes) {
+  static constexpr char kDigits[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(bytes * 2);
+  for (size_t i = 0; i < bytes; ++i) {
+    out.push_back(kDigits[raw[i] >> 4]);
+    out.push_back(kDigits[raw[i] & 0xf]);
+  }
+  return out;
+}
+
+// xoshiro256** (Blackman and Vigna), one per thread, seeded from the OS generator.
+class IdGenerator {
+ public:
+  IdGenerator() {
+    do {
+      if (RAND_bytes(reinterpret_cast<unsigned char*>(state_.data()), sizeof(state_)) != 1) {
+        throw std::runtime_error("RAND_bytes failed");
+      }
+    } while (state_[0] == 0 && state_[1] == 0 && state_[2] == 0 && state_[3] == 0);
+  }
+
+  uint64_t next() {
+    auto rotl = [](uint64_t x, int k) { return (x << k) | (x >> (64 - k)); };
+    uint64_t result = rotl(state_[1] * 5, 7) * 9;
+    uint64_t t = state_[1] << 17;
+    state_[2] ^= state_[0];
+    state_[3] ^= state_[1];
+    state_[1] ^= state_[2];
+    state_[0] ^= state_[3];
+    state_[2] ^= t;
+    state_[3] = rotl(state_[3], 45);
+    return result;
+  }
+
+ private:
+  std::array<uint64_t, 4> state_{};
+};
+
 }  // namespace
 
 std::string random_hex(size_t bytes) {
-  static constexpr char kDigits[] = "0123456789abcdef";
   std::string raw(bytes, '\0');
   if (RAND_bytes(reinterpret_cast<unsigned char*>(raw.data()), static_cast<int>(bytes)) != 1) {
     throw std::runtime_error("RAND_bytes failed");
   }
+  return to_hex(reinterpret_cast<const unsigned char*>(raw.data()), bytes);
+}
+
+std::string random_id_hex(size_t bytes) {
+  thread_local IdGenerator generator;
   std::string out;
-  out.reserve(bytes * 2);
-  for (unsigned char c : raw) {
-    out.push_back(kDigits[c >> 4]);
-    out.push_back(kDigits[c & 0xf]);
-  }
+  do {
+    unsigned char raw[64];
+    bytes = std::min(bytes, sizeof(raw));
+    for (size_t i = 0; i < bytes; i += 8) {
+      auto word = generator.next();
+      std::memcpy(raw + i, &word, std::min<size_t>(8, bytes - i));
+    }
+    out = to_hex(raw, bytes);
+  } while (all_zero(out));  // W3C trace context: an all-zero id is invalid
   return out;
 }
 
@@ -62,10 +112,10 @@ TraceContext continue_or_start(std::string_view incoming_traceparent) {
   auto context = parse_traceparent(incoming_traceparent);
   if (!context) {
     context = TraceContext{};
-    context->trace_id = random_hex(16);
+    context->trace_id = random_id_hex(16);
     context->sampled = true;
   }
-  context->span_id = random_hex(8);
+  context->span_id = random_id_hex(8);
   return *context;
 }
 
@@ -78,7 +128,7 @@ bool is_well_formed_request_id(std::string_view id) {
 }
 
 std::string new_request_id() {
-  return random_hex(16);
+  return random_id_hex(16);
 }
 
 }  // namespace trellis::trace

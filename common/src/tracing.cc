@@ -180,7 +180,7 @@ ChildSpan::ChildSpan(std::string name, SpanKind kind,
   tracer_ = parent.tracer;
   span_.trace_id = parent.trace_id;
   span_.parent_span_id = parent.span_id;
-  span_.span_id = trace::random_hex(8);
+  span_.span_id = trace::random_id_hex(8);
   span_.name = std::move(name);
   span_.kind = kind;
   span_.attributes = std::move(attributes);

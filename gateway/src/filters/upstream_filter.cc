@@ -121,7 +121,7 @@ void UpstreamFilter::send(const std::shared_ptr<Attempt>& attempt) {
   // Each attempt is a client span, child of the request's server span; the service continues it.
   tracing::Span span;
   span.trace_id = context.trace.trace_id;
-  span.span_id = trace::random_hex(8);
+  span.span_id = trace::random_id_hex(8);
   span.parent_span_id = context.trace.span_id;
   span.name = route->grpc_method;
   span.kind = tracing::SpanKind::kClient;
