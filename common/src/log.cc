@@ -5,7 +5,6 @@
 
 #include <chrono>
 #include <mutex>
-#include <nlohmann/json.hpp>
 
 namespace trellis::log {
 namespace {
@@ -80,24 +79,159 @@ void init(std::string_view component, std::string_view level) {
   if (parse_level(level, parsed)) s.min_level = parsed;
 }
 
-std::string render(Level level, std::string_view component, std::string_view message,
-                   std::span<const Field> fields, std::span<const Field> more) {
-  nlohmann::ordered_json line;
-  line["ts"] = now_rfc3339();
-  line["level"] = level_name(level);
-  line["component"] = component;
-  line["msg"] = message;
-  for (auto group : {fields, more}) {
-    for (const auto& field : group) {
-      if (field.numeric) {
-        line[std::string(field.key)] = nlohmann::ordered_json::parse(field.value, nullptr, false);
-      } else {
-        line[std::string(field.key)] = field.value;
+namespace {
+
+// Appends `text` as a JSON string body: quotes, backslashes and control characters escaped, and
+// each byte that is not part of valid UTF-8 replaced by U+FFFD (client text such as a path may be
+// anything), so the line always parses.
+void append_json_string(std::string& out, std::string_view text) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  static constexpr std::string_view kReplacement = "\xEF\xBF\xBD";
+  out.push_back('"');
+  size_t i = 0;
+  while (i < text.size()) {
+    auto c = static_cast<unsigned char>(text[i]);
+    if (c < 0x80) {
+      switch (c) {
+        case '"':
+          out += "\\\"";
+          break;
+        case '\\':
+          out += "\\\\";
+          break;
+        case '\n':
+          out += "\\n";
+          break;
+        case '\r':
+          out += "\\r";
+          break;
+        case '\t':
+          out += "\\t";
+          break;
+        case '\b':
+          out += "\\b";
+          break;
+        case '\f':
+          out += "\\f";
+          break;
+        default:
+          if (c < 0x20) {
+            out += "\\u00";
+            out.push_back(kHex[c >> 4]);
+            out.push_back(kHex[c & 0xf]);
+          } else {
+            out.push_back(static_cast<char>(c));
+          }
       }
+      ++i;
+      continue;
+    }
+    // Length and the allowed range of the second byte (no overlongs, surrogates or > U+10FFFF).
+    size_t length = 0;
+    unsigned char low = 0x80, high = 0xBF;
+    if (c >= 0xC2 && c <= 0xDF) {
+      length = 2;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+      length = 3;
+      if (c == 0xE0) low = 0xA0;
+      if (c == 0xED) high = 0x9F;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+      length = 4;
+      if (c == 0xF0) low = 0x90;
+      if (c == 0xF4) high = 0x8F;
+    }
+    bool valid = length > 0 && i + length <= text.size();
+    for (size_t k = 1; valid && k < length; ++k) {
+      auto next = static_cast<unsigned char>(text[i + k]);
+      valid = k == 1 ? (next >= low && next <= high) : (next >= 0x80 && next <= 0xBF);
+    }
+    if (valid) {
+      out.append(text.substr(i, length));
+      i += length;
+    } else {
+      out.append(kReplacement);
+      ++i;
     }
   }
-  // Invalid UTF-8 from a client (e.g. a path) must not make logging throw.
-  return line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  out.push_back('"');
+}
+
+// A numeric field's text as a JSON number ("1.500000" from std::to_string becomes 1.5), or null
+// when it is not a finite number.
+void append_json_number(std::string& out, std::string_view text) {
+  size_t i = 0;
+  if (i < text.size() && text[i] == '-') ++i;
+  size_t digits = i;
+  while (i < text.size() && text[i] >= '0' && text[i] <= '9') ++i;
+  bool ok = i > digits;
+  bool fraction = false;
+  if (ok && i < text.size() && text[i] == '.') {
+    size_t start = ++i;
+    while (i < text.size() && text[i] >= '0' && text[i] <= '9') ++i;
+    ok = i > start;
+    fraction = true;
+  }
+  ok = ok && i == text.size() &&
+       (text.size() - digits == 1 || text[digits] != '0' ||
+        (text.size() > digits + 1 && text[digits + 1] == '.'));
+  if (!ok) {
+    out += "null";
+    return;
+  }
+  if (fraction) {
+    while (text.back() == '0' && text[text.size() - 2] != '.') text.remove_suffix(1);
+  }
+  out.append(text);
+}
+
+}  // namespace
+
+std::string render(Level level, std::string_view component, std::string_view message,
+                   std::span<const Field> fields, std::span<const Field> more) {
+  // Built directly (no JSON DOM): this runs for every access-log line. A key given twice keeps
+  // its first place and its last value, as a JSON object would.
+  const Field* chosen[32];
+  size_t count = 0;
+  std::string_view reserved[] = {"ts", "level", "component", "msg"};
+  std::string reserved_value[4] = {now_rfc3339(), level_name(level), std::string(component),
+                                   std::string(message)};
+  const Field* reserved_override[4] = {nullptr, nullptr, nullptr, nullptr};
+  for (auto group : {fields, more}) {
+    for (const auto& field : group) {
+      auto same_key = [&](const Field* other) { return other->key == field.key; };
+      bool placed = false;
+      for (size_t r = 0; r < 4 && !placed; ++r) {
+        if (reserved[r] == field.key) {
+          reserved_override[r] = &field;
+          placed = true;
+        }
+      }
+      for (size_t k = 0; k < count && !placed; ++k) {
+        if (same_key(chosen[k])) {
+          chosen[k] = &field;
+          placed = true;
+        }
+      }
+      if (!placed && count < std::size(chosen)) chosen[count++] = &field;
+    }
+  }
+  std::string out;
+  out.reserve(256);
+  auto append_field = [&out](std::string_view key, const Field* field, std::string_view text) {
+    if (out.size() > 1) out.push_back(',');
+    append_json_string(out, key);
+    out.push_back(':');
+    if (field && field->numeric) {
+      append_json_number(out, field->value);
+    } else {
+      append_json_string(out, field ? std::string_view(field->value) : text);
+    }
+  };
+  out.push_back('{');
+  for (size_t r = 0; r < 4; ++r) append_field(reserved[r], reserved_override[r], reserved_value[r]);
+  for (size_t k = 0; k < count; ++k) append_field(chosen[k]->key, chosen[k], {});
+  out.push_back('}');
+  return out;
 }
 
 void write(Level level, std::string_view message, std::span<const Field> fields,
