@@ -24,6 +24,15 @@ void Exchange::next() {
 }
 
 void Exchange::respond(HttpResponse answer) {
+  if (responded_ || hold_ == Hold::kFailed) return;
+  if (hold_ == Hold::kPending) {
+    if (!held_answer_) held_answer_ = std::make_unique<HttpResponse>(std::move(answer));
+    return;
+  }
+  send(std::move(answer));
+}
+
+void Exchange::send(HttpResponse answer) {
   if (responded_) return;
   responded_ = true;
   response = std::move(answer);
@@ -31,6 +40,41 @@ void Exchange::respond(HttpResponse answer) {
   sink_(response);
 }
 
+void Exchange::hold() {
+  if (hold_ == Hold::kNone) hold_ = Hold::kPending;
+}
+
+void Exchange::release_hold() {
+  if (hold_ != Hold::kPending) return;
+  hold_ = Hold::kReleased;
+  auto work = std::move(held_work_);
+  held_work_.clear();
+  for (auto& item : work) item();
+  if (held_answer_) {
+    auto answer = std::move(*held_answer_);
+    held_answer_.reset();
+    send(std::move(answer));
+  }
+}
+
+void Exchange::fail_hold(HttpResponse answer) {
+  if (hold_ != Hold::kPending) return;
+  hold_ = Hold::kFailed;
+  held_work_.clear();
+  held_answer_.reset();
+  send(std::move(answer));
+}
+
+void Exchange::after_hold(std::function<void()> work) {
+  if (hold_ == Hold::kFailed) return;
+  if (hold_ == Hold::kPending) {
+    held_work_.push_back(std::move(work));
+    return;
+  }
+  work();
+}
+
+// Live push takes over before the auth filter (it authenticates the stream itself): no hold here.
 void Exchange::take_over(HttpResponse head, TakeoverHandler handler) {
   if (responded_) return;
   if (!takeover_sink_) {

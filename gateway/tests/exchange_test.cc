@@ -102,5 +102,80 @@ TEST(HttpTypes, JsonErrorSurvivesInvalidUtf8) {
   EXPECT_NO_THROW(nlohmann::json::parse(response.body));
 }
 
+// A filter that puts a hold on the exchange and goes on, like the auth filter during the
+// revocation check.
+class Holder final : public Filter {
+ public:
+  std::string_view name() const override { return "holder"; }
+  void on_request(const ExchangePtr& exchange) override {
+    exchange->hold();
+    exchange->next();
+  }
+};
+
+struct HeldChain {
+  std::vector<std::string> trail;
+  std::vector<std::unique_ptr<Filter>> filters;
+  std::vector<HttpResponse> sent;
+  std::shared_ptr<Exchange> exchange;
+
+  explicit HeldChain(bool answer) {
+    filters.push_back(std::make_unique<Recorder>("a", trail));
+    filters.push_back(std::make_unique<Holder>());
+    filters.push_back(std::make_unique<Recorder>("b", trail, answer));
+    exchange = std::make_shared<Exchange>(
+        HttpRequest{}, filters, [this](HttpResponse& r) { sent.push_back(r); }, inline_poster());
+  }
+};
+
+TEST(ExchangeHold, KeepsTheAnswerUntilReleasedThenSendsItOnce) {
+  HeldChain chain(/*answer=*/true);
+  chain.exchange->start();
+  EXPECT_TRUE(chain.exchange->held());
+  EXPECT_TRUE(chain.sent.empty()) << "answered before the check passed";
+  EXPECT_FALSE(chain.exchange->responded());
+  chain.exchange->respond(json_response(500, "{}"));  // a second answer: still only the first
+  chain.exchange->release_hold();
+  ASSERT_EQ(chain.sent.size(), 1u);
+  EXPECT_EQ(chain.sent[0].status, 201);
+  EXPECT_EQ(chain.trail,
+            (std::vector<std::string>{"a:request", "b:request", "b:response", "a:response"}));
+  chain.exchange->release_hold();
+  EXPECT_EQ(chain.sent.size(), 1u);
+}
+
+TEST(ExchangeHold, AFailedCheckDropsTheKeptAnswerAndWorkAndSendsItsOwn) {
+  HeldChain chain(/*answer=*/false);
+  chain.exchange->start();  // reaches the end of the chain: its 500 is kept
+  int work_runs = 0;
+  chain.exchange->after_hold([&] { ++work_runs; });
+  chain.exchange->fail_hold(json_response(401, R"({"code":"token_revoked"})"));
+  ASSERT_EQ(chain.sent.size(), 1u);
+  EXPECT_EQ(chain.sent[0].status, 401);
+  EXPECT_EQ(work_runs, 0) << "work kept for after the check ran although it failed";
+  chain.exchange->after_hold([&] { ++work_runs; });
+  chain.exchange->release_hold();
+  chain.exchange->respond(json_response(200, "{}"));
+  EXPECT_EQ(work_runs, 0);
+  EXPECT_EQ(chain.sent.size(), 1u);
+}
+
+TEST(ExchangeHold, WorkWaitsForTheReleaseOrRunsAtOnceWithoutAHold) {
+  std::vector<std::unique_ptr<Filter>> filters;
+  auto exchange = std::make_shared<Exchange>(
+      HttpRequest{}, filters, [](HttpResponse&) {}, inline_poster());
+  std::vector<int> runs;
+  exchange->after_hold([&] { runs.push_back(1); });
+  EXPECT_EQ(runs, std::vector<int>{1});
+  exchange->hold();
+  exchange->after_hold([&] { runs.push_back(2); });
+  exchange->after_hold([&] { runs.push_back(3); });
+  EXPECT_EQ(runs, std::vector<int>{1});
+  exchange->release_hold();
+  EXPECT_EQ(runs, (std::vector<int>{1, 2, 3}));
+  exchange->after_hold([&] { runs.push_back(4); });
+  EXPECT_EQ(runs, (std::vector<int>{1, 2, 3, 4}));
+}
+
 }  // namespace
 }  // namespace trellis::gateway

@@ -66,6 +66,20 @@ class CacheTest(unittest.TestCase):
             self.assertEqual(response.body, first.body)
         self.assertEqual(self.get_me_calls() - before, 1)
 
+    def test_a_revoked_token_never_gets_a_cached_answer(self):
+        # The revocation check and the cache lookup run in parallel; the hit must still wait for
+        # the check, on the replica that cached it and on the other one.
+        auth = self.user("Rev")
+        for port in (self.stack.http_port, self.second_port, self.stack.http_port):
+            self.assertEqual(self.me(port, auth).status, 200)
+        self.assertEqual(self.me(self.stack.http_port, auth).headers["x-cache"], "HIT")
+        r = self.stack.http("POST", "/v1/auth/logout", headers=auth)
+        self.assertEqual(r.status, 204, r.body)
+        for port in (self.stack.http_port, self.second_port):
+            r = self.me(port, auth)
+            self.assertEqual((r.status, r.json["code"]), (401, "token_revoked"), r.body)
+            self.assertNotIn("x-cache", r.headers)
+
     def test_users_never_see_each_others_data(self):
         ann, bob = self.user("Ann"), self.user("Bob")
         self.assertEqual(self.me(self.stack.http_port, ann).json["display_name"], "Ann")

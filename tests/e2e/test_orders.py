@@ -86,6 +86,20 @@ class OrdersApiTest(unittest.TestCase):
         r = self.stack.http("POST", "/v1/orders", {"items": ITEMS, "currency": "EUR"})
         self.assertEqual(r.status, 401)
 
+    def test_a_revoked_token_creates_nothing(self):
+        # The gateway goes on with the request while it checks revocation, but calls the service
+        # only once the check passed.
+        email, auth = signup(self.stack)
+        r = self.stack.http("POST", "/v1/auth/logout", headers=auth)
+        self.assertEqual(r.status, 204, r.body)
+        for _ in range(5):
+            r = self.create(auth)
+            self.assertEqual((r.status, r.json["code"]), (401, "token_revoked"), r.body)
+        r = self.stack.http("POST", "/v1/auth/login", {"email": email, "password": PASSWORD})
+        fresh = {"Authorization": f"Bearer {r.json['access_token']}"}
+        r = self.stack.http("GET", "/v1/orders", headers=fresh)
+        self.assertEqual((r.status, r.json["orders"]), (200, []), r.body)
+
     def test_invalid_orders_get_400_naming_the_field(self):
         cases = [
             ([], "EUR", "items must contain at least 1 item"),

@@ -12,13 +12,18 @@ AuthFilter::AuthFilter(AuthFilterConfig config, const KeyCache& keys, RedisClien
       decisions_(registry.counter("gateway_auth_decisions_total", "Access-token checks by outcome",
                                   {"outcome"})) {}
 
-void AuthFilter::reject(const ExchangePtr& exchange, std::string_view code, std::string message) {
+HttpResponse AuthFilter::rejection(const ExchangePtr& exchange, std::string_view code,
+                                   std::string message) {
   auto response = json_error(401, code, message, exchange->context.request_id);
   response.headers.emplace_back("WWW-Authenticate",
                                 code == "unauthenticated"
                                     ? "Bearer realm=\"trellis\""
                                     : "Bearer realm=\"trellis\", error=\"invalid_token\"");
-  exchange->respond(std::move(response));
+  return response;
+}
+
+void AuthFilter::reject(const ExchangePtr& exchange, std::string_view code, std::string message) {
+  exchange->respond(rejection(exchange, code, std::move(message)));
 }
 
 void AuthFilter::on_request(const ExchangePtr& exchange) {
@@ -44,36 +49,38 @@ void AuthFilter::on_request(const ExchangePtr& exchange) {
     reject(exchange, "invalid_token", "access token rejected: " + check.error);
     return;
   }
-  auto claims = std::move(check.claims);
-  auto token_id = claims.token_id, session_id = claims.session_id;
+  // The chain goes on while the revocation check runs, so that e.g. the response cache's lookup
+  // shares its Redis round trip; the hold keeps every answer and upstream call until it passed.
+  auto& identity = exchange->context.identity;
+  identity.user_id = std::move(check.claims.subject);
+  identity.roles = std::move(check.claims.roles);
+  identity.token_id = check.claims.token_id;
+  identity.session_id = check.claims.session_id;
+  identity.expires_at = check.claims.expires_at;
+  exchange->hold();
   TokenVerifier::check_revocation(
-      redis_, token_id, session_id,
-      [exchange, claims = std::move(claims), this](RevocationStatus status,
-                                                   std::string error) mutable {
-        exchange->post([exchange, claims = std::move(claims), status, error = std::move(error),
-                        this]() mutable {
+      redis_, check.claims.token_id, check.claims.session_id,
+      [exchange, this](RevocationStatus status, std::string error) {
+        exchange->post([exchange, status, error = std::move(error), this] {
           if (status == RevocationStatus::kUnavailable) {
             exchange->context.log.warn("revocation check failed", {{"error", error}});
             count("unavailable");
-            exchange->respond_error(503, "auth_unavailable",
-                                    "cannot check token revocation right now, retry shortly");
+            exchange->fail_hold(json_error(503, "auth_unavailable",
+                                           "cannot check token revocation right now, retry shortly",
+                                           exchange->context.request_id));
             return;
           }
           if (status == RevocationStatus::kRevoked) {
             count("revoked");
-            reject(exchange, "token_revoked", "access token has been revoked");
+            exchange->fail_hold(
+                rejection(exchange, "token_revoked", "access token has been revoked"));
             return;
           }
-          auto& identity = exchange->context.identity;
-          identity.user_id = std::move(claims.subject);
-          identity.roles = std::move(claims.roles);
-          identity.token_id = std::move(claims.token_id);
-          identity.session_id = std::move(claims.session_id);
-          identity.expires_at = claims.expires_at;
           count("ok");
-          exchange->next();
+          exchange->release_hold();
         });
       });
+  exchange->next();
 }
 
 }  // namespace trellis::gateway

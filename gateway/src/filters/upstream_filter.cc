@@ -98,7 +98,8 @@ void UpstreamFilter::on_request(const ExchangePtr& exchange) {
     metadata.emplace_back(std::string(service::kTokenExpiresKey),
                           std::to_string(identity.expires_at));
   }
-  send(attempt);
+  // Not before the access token's revocation check passed: the call acts as the caller.
+  exchange->after_hold([this, attempt] { send(attempt); });
 }
 
 void UpstreamFilter::send(const std::shared_ptr<Attempt>& attempt) {

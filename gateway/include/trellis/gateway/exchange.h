@@ -110,7 +110,22 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
 
   bool responded() const { return responded_; }
 
+  // A check that runs while later filters go on: the access token's revocation check, in
+  // parallel with the response cache's lookup (both reach Redis in one round trip). While the
+  // hold is on, respond() keeps the answer instead of sending it and after_hold() keeps work that
+  // must not start before the check passed (an upstream call carries the caller's identity).
+  // release_hold() runs the kept work and sends the kept answer; fail_hold() drops both and sends
+  // its own answer. All on the connection's executor, like the rest of the chain.
+  void hold();
+  void release_hold();
+  void fail_hold(HttpResponse answer);
+  void after_hold(std::function<void()> work);
+  bool held() const { return hold_ == Hold::kPending; }
+
  private:
+  enum class Hold { kNone, kPending, kReleased, kFailed };
+  void send(HttpResponse answer);
+
   const std::vector<std::unique_ptr<Filter>>& filters_;
   Sink sink_;
   Poster poster_;
@@ -118,6 +133,9 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
   TakeoverSink takeover_sink_;
   size_t entered_ = 0;
   bool responded_ = false;
+  Hold hold_ = Hold::kNone;
+  std::vector<std::function<void()>> held_work_;
+  std::unique_ptr<HttpResponse> held_answer_;
 };
 
 using ExchangePtr = std::shared_ptr<Exchange>;

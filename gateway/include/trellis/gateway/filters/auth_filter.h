@@ -24,6 +24,8 @@ class AuthFilter final : public Filter {
   void on_request(const ExchangePtr& exchange) override;
 
  private:
+  static HttpResponse rejection(const ExchangePtr& exchange, std::string_view code,
+                                std::string message);
   void reject(const ExchangePtr& exchange, std::string_view code, std::string message);
   void count(std::string_view outcome) { decisions_.with({std::string(outcome)}).inc(); }
 
