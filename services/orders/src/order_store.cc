@@ -1,8 +1,11 @@
 #include "trellis/orders/order_store.h"
 
+#include <chrono>
 #include <limits>
 #include <nlohmann/json.hpp>
 #include <pqxx/pqxx>
+
+#include "trellis/common/trace.h"
 
 #include "trellis/orders/order_proto.h"
 #include "trellis/orders/validation.h"
@@ -55,6 +58,30 @@ std::string items_json(const std::vector<LineItem>& items) {
   return array.dump();
 }
 
+// A random (version 4) UUID: the id of a new order is chosen here, so that the order's event can
+// be rendered before the insert and the insert repeated safely after a broken connection.
+std::string new_order_id() {
+  auto hex = trace::random_hex(16);
+  hex[12] = '4';
+  hex[16] = "89ab"[std::stoi(hex.substr(16, 1), nullptr, 16) & 3];
+  return hex.substr(0, 8) + "-" + hex.substr(8, 4) + "-" + hex.substr(12, 4) + "-" +
+         hex.substr(16, 4) + "-" + hex.substr(20);
+}
+
+int64_t now_unix_micros() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// Order, items, outbox row and NOTIFY in one statement (one round trip).
+int64_t insert_new_order(pqxx::transaction_base& tx, const OrderRecord& order) {
+  auto row = tx.exec_prepared1("orders_create", order.id, order.user_id, order.currency,
+                               order.total_cents, order.created_at_us, items_json(order.items),
+                               std::string(kOrderCreatedEvent), snapshot_json(order));
+  return row[0].as<int64_t>();
+}
+
 void write_event(pqxx::work& tx, const OrderRecord& order, const std::string& type) {
   tx.exec_prepared("outbox_insert", order.id, order.user_id, type, snapshot_json(order));
 }
@@ -63,16 +90,21 @@ void write_event(pqxx::work& tx, const OrderRecord& order, const std::string& ty
 
 void OrderStore::prepare(pqxx::connection& c) {
   const std::string columns = kOrderColumns;
-  c.prepare("orders_insert",
-            "INSERT INTO orders AS o (id, user_id, status, currency, total_cents) "
-            "VALUES (coalesce($1::uuid, gen_random_uuid()), $2::uuid, 'PENDING', $3, $4) "
-            "RETURNING " +
-                columns);
-  c.prepare("order_items_insert",
-            "INSERT INTO order_items (order_id, position, sku, quantity, unit_price_cents) "
-            "SELECT $1::uuid, x.position, x.sku, x.quantity, x.unit_price_cents "
-            "FROM jsonb_to_recordset($2::jsonb) "
-            "AS x(position int, sku text, quantity int, unit_price_cents bigint)");
+  // A new order with its items and its order.created outbox row, which wakes the relay at commit.
+  // Its time is the service's clock (the event is rendered before the insert), in microseconds.
+  c.prepare("orders_create",
+            "WITH o AS (INSERT INTO orders (id, user_id, status, currency, total_cents, "
+            "created_at, updated_at) SELECT $1::uuid, $2::uuid, 'PENDING', $3, $4, t, t "
+            "FROM (SELECT timestamptz 'epoch' + $5::bigint * interval '1 microsecond' AS t) now "
+            "RETURNING id, seq), "
+            "i AS (INSERT INTO order_items (order_id, position, sku, quantity, unit_price_cents) "
+            "SELECT o.id, x.position, x.sku, x.quantity, x.unit_price_cents "
+            "FROM o, jsonb_to_recordset($6::jsonb) "
+            "AS x(position int, sku text, quantity int, unit_price_cents bigint)), "
+            "e AS (INSERT INTO outbox (order_id, user_id, type, payload) "
+            "SELECT o.id, $2::uuid, $7, $8::json FROM o) "
+            "SELECT o.seq, pg_notify('" +
+                std::string(kOutboxChannel) + "', '') FROM o");
   c.prepare("orders_by_id", "SELECT " + columns + " FROM orders o WHERE o.id = $1::uuid");
   c.prepare("orders_lock",
             "SELECT " + columns + " FROM orders o WHERE o.id = $1::uuid FOR UPDATE OF o");
@@ -121,42 +153,61 @@ void OrderStore::prepare(pqxx::connection& c) {
             "LIMIT $2 FOR UPDATE SKIP LOCKED) d WHERE o.id = d.id");
 }
 
+void OrderStore::insert_or_recognise(pqxx::transaction_base& tx, OrderRecord& order,
+                                     bool repeated) {
+  try {
+    order.seq = insert_new_order(tx, order);
+  } catch (const pqxx::unique_violation&) {
+    if (!repeated) throw;
+    auto rows = tx.exec_prepared("orders_by_id", order.id);
+    if (rows.empty() || rows[0][2].as<std::string>() != order.user_id) throw;
+    order = read_order(rows[0]);
+  }
+}
+
 CreateResult OrderStore::create(const std::string& user_id, const NewOrder& order,
                                 const std::optional<IdempotencyClaim>& claim) {
+  CreateResult result;
+  auto& record = result.order;
+  record.user_id = user_id;
+  record.status = OrderStatus::kPending;
+  record.items = order.items;
+  record.total_cents = order.total_cents;
+  record.currency = order.currency;
+  record.created_at_us = record.updated_at_us = now_unix_micros();
+  if (!claim) {
+    // One statement, committed on its own. After a broken connection it is sent again with the
+    // same id: if the first one was committed after all, the id is taken and that is our order.
+    record.id = new_order_id();
+    db::with_statement(pool_, [&](pqxx::nontransaction& tx, bool repeated) {
+      insert_or_recognise(tx, record, repeated);
+    });
+    return result;
+  }
   return db::with_transaction(pool_, [&](pqxx::work& tx) {
-    CreateResult result;
-    std::optional<std::string> order_id;
-    if (claim) {
-      pqxx::binarystring hash(claim->request_hash);
-      // Twice at most: a key that expires and is purged between the two statements is free again.
-      for (int attempt = 0; attempt < 2 && !order_id; ++attempt) {
-        auto claimed = tx.exec_prepared("idempotency_claim", user_id, claim->key, hash,
-                                        options_.idempotency_ttl_s);
-        if (!claimed.empty()) {
-          order_id = claimed[0][0].as<std::string>();
-          break;
-        }
-        auto held = tx.exec_prepared("idempotency_lookup", user_id, claim->key);
-        if (held.empty()) continue;
-        if (pqxx::binarystring(held[0][0]).str() != claim->request_hash) {
-          throw IdempotencyKeyReused();
-        }
-        auto original = tx.exec_prepared("orders_by_id", held[0][1].as<std::string>());
-        if (original.empty()) throw std::runtime_error("idempotency key without its order");
-        result.order = read_order(original[0]);
-        result.replayed = true;
+    pqxx::binarystring hash(claim->request_hash);
+    // Twice at most: a key that expires and is purged between the two statements is free again.
+    for (int attempt = 0; attempt < 2; ++attempt) {
+      auto claimed = tx.exec_prepared("idempotency_claim", user_id, claim->key, hash,
+                                      options_.idempotency_ttl_s);
+      if (!claimed.empty()) {
+        record.id = claimed[0][0].as<std::string>();
+        record.seq = insert_new_order(tx, record);
         return result;
       }
-      if (!order_id) throw std::runtime_error("idempotency key could not be claimed");
+      auto held = tx.exec_prepared("idempotency_lookup", user_id, claim->key);
+      if (held.empty()) continue;
+      if (pqxx::binarystring(held[0][0]).str() != claim->request_hash) {
+        throw IdempotencyKeyReused();
+      }
+      auto original = tx.exec_prepared("orders_by_id", held[0][1].as<std::string>());
+      if (original.empty()) throw std::runtime_error("idempotency key without its order");
+      CreateResult replay;
+      replay.order = read_order(original[0]);
+      replay.replayed = true;
+      return replay;
     }
-    auto inserted =
-        tx.exec_prepared1("orders_insert", order_id, user_id, order.currency, order.total_cents);
-    auto order_key = inserted[0].as<std::string>();
-    tx.exec_prepared0("order_items_insert", order_key, items_json(order.items));
-    result.order = read_order(inserted);
-    result.order.items = order.items;  // RETURNING ran before the items existed
-    write_event(tx, result.order, std::string(kOrderCreatedEvent));
-    return result;
+    throw std::runtime_error("idempotency key could not be claimed");
   });
 }
 

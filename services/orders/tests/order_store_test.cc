@@ -67,6 +67,52 @@ TEST_F(OrderStoreTest, CreateStoresTheOrderAndItsEventInOneTransaction) {
   EXPECT_EQ(payload["currency"], "EUR");
 }
 
+TEST_F(OrderStoreTest, ACreateOnPooledConnectionsTheServerDroppedMakesOneOrder) {
+  auto store = make_store(2);
+  auto user = new_user_id();
+  store->create(user, sample_order(500, 1), std::nullopt);  // opens a pooled connection
+  sql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+      "WHERE datname = current_database() AND pid <> pg_backend_pid()");
+  auto created = store->create(user, sample_order(700, 1), std::nullopt);
+  EXPECT_EQ(sql("SELECT count(*) FROM orders WHERE user_id = '" + user + "'")[0][0].as<int>(), 2);
+  auto found = store->find(created.order.id, {user, false});
+  ASSERT_TRUE(found);
+  EXPECT_EQ(found->seq, created.order.seq);
+  EXPECT_EQ(event_types(created.order.id), std::vector<std::string>{"order.created"});
+}
+
+TEST_F(OrderStoreTest, ARepeatedInsertRecognisesTheOrderItsFirstAttemptCommitted) {
+  // The second attempt after a broken connection: the first may have been committed with the
+  // reply lost. Same id and user: that order, once; otherwise an error.
+  db::PgPool pool(database_options(1), OrderStore::prepare);
+  auto lease = pool.acquire();
+  pqxx::nontransaction tx(*lease);
+  OrderRecord order;
+  order.id = "4d1c0a2e-7f3b-4c8e-9a1d-2b3c4d5e6f70";
+  order.user_id = new_user_id();
+  order.items = sample_order(250, 2).items;
+  order.total_cents = 600;
+  order.currency = "EUR";
+  order.created_at_us = order.updated_at_us = 1'800'000'000'000'000;
+  OrderStore::insert_or_recognise(tx, order, false);
+  auto first_seq = order.seq;
+  EXPECT_GT(first_seq, 0);
+
+  auto again = order;
+  again.seq = 0;
+  EXPECT_THROW(OrderStore::insert_or_recognise(tx, again, false), pqxx::unique_violation);
+  OrderStore::insert_or_recognise(tx, again, true);
+  EXPECT_EQ(again.seq, first_seq);
+  EXPECT_EQ(again.created_at_us, order.created_at_us);
+  EXPECT_EQ(again.items.size(), order.items.size());
+  EXPECT_EQ(sql("SELECT count(*) FROM orders WHERE id = '" + order.id + "'")[0][0].as<int>(), 1);
+  EXPECT_EQ(event_types(order.id), std::vector<std::string>{"order.created"});
+
+  auto someone_else = order;
+  someone_else.user_id = new_user_id();
+  EXPECT_THROW(OrderStore::insert_or_recognise(tx, someone_else, true), pqxx::unique_violation);
+}
+
 TEST_F(OrderStoreTest, FiftyConcurrentRequestsWithOneKeyCreateExactlyOneOrder) {
   auto store = make_store(16);
   auto user = new_user_id();

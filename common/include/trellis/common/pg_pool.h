@@ -188,24 +188,33 @@ auto with_transaction(PgPool& pool, Fn&& work) {
   }
 }
 
-// Runs a single read `read(tx)` (tx is a pqxx::nontransaction) on a pooled connection: one round
-// trip instead of BEGIN/statement/COMMIT. Only for one statement (or reads that need no common
-// snapshot). Retried once on a fresh connection when the connection was found broken.
+// Runs `statement(tx)` (tx is a pqxx::nontransaction: each statement commits on its own) on a
+// pooled connection: one round trip instead of BEGIN/statement/COMMIT. For one statement, or reads
+// that need no common snapshot. Retried once on a fresh connection when the connection was found
+// broken, so a write must be safe to repeat (e.g. an insert of a key chosen by the caller, whose
+// second attempt recognises the first).
 template <class Fn>
-auto with_read(PgPool& pool, Fn&& read) {
+auto with_statement(PgPool& pool, Fn&& statement, const char* span_name = "db.statement") {
   TransactionTimer timer(pool);
-  tracing::ChildSpan span("db.read", tracing::SpanKind::kClient,
+  tracing::ChildSpan span(span_name, tracing::SpanKind::kClient,
                           {{"db.system", "postgresql"}, {"db.name", pool.options().dbname}});
   for (bool reconnected = false;; reconnected = true) {
     auto lease = reconnected ? pool.acquire_fresh() : pool.acquire();
     try {
       pqxx::nontransaction tx(*lease);
-      return read(tx);
+      return statement(tx, reconnected);
     } catch (const pqxx::broken_connection&) {
       lease.discard();
       if (reconnected) throw;
     }
   }
+}
+
+// with_statement for reads: `read(tx)`.
+template <class Fn>
+auto with_read(PgPool& pool, Fn&& read) {
+  return with_statement(
+      pool, [&](pqxx::nontransaction& tx, bool) { return read(tx); }, "db.read");
 }
 
 }  // namespace trellis::db

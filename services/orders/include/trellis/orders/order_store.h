@@ -64,6 +64,12 @@ class OrderStore {
   CreateResult create(const std::string& user_id, const NewOrder& order,
                       const std::optional<IdempotencyClaim>& claim);
 
+  // The statement behind create() without a key: inserts `order` (id chosen by the caller) with
+  // its items and order.created event, and sets its seq. `repeated`: this is the second attempt
+  // after a broken connection, so the first may have been committed; then an existing order with
+  // this id and user is that one and is read back instead of failing. Exposed for tests.
+  static void insert_or_recognise(pqxx::transaction_base& tx, OrderRecord& order, bool repeated);
+
   // nullopt when there is no such order or the viewer may not see it.
   std::optional<OrderRecord> find(const std::string& id, const Viewer& viewer);
 
