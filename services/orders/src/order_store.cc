@@ -86,6 +86,19 @@ void write_event(pqxx::work& tx, const OrderRecord& order, const std::string& ty
   tx.exec_prepared("outbox_insert", order.id, order.user_id, type, snapshot_json(order));
 }
 
+// The events of several changed orders in one statement, in the given order.
+void write_events(pqxx::work& tx, const std::vector<OrderRecord>& orders) {
+  if (orders.empty()) return;
+  auto events = nlohmann::json::array();
+  for (const auto& order : orders) {
+    events.push_back({{"order_id", order.id},
+                      {"user_id", order.user_id},
+                      {"type", std::string(event_type_for(order.status))},
+                      {"payload", snapshot_json(order)}});
+  }
+  tx.exec_prepared("outbox_insert_many", events.dump());
+}
+
 }  // namespace
 
 void OrderStore::prepare(pqxx::connection& c) {
@@ -142,6 +155,16 @@ void OrderStore::prepare(pqxx::connection& c) {
             "FROM idempotency_keys WHERE expires_at <= now() LIMIT $1 FOR UPDATE SKIP LOCKED) d "
             "WHERE k.user_id = d.user_id AND k.idempotency_key = d.idempotency_key");
   // The NOTIFY is delivered at commit (once per transaction and channel): it wakes the relay.
+  // Many at once; payloads come as text so that they are stored byte for byte.
+  c.prepare("outbox_insert_many",
+            "WITH event AS (INSERT INTO outbox (order_id, user_id, type, payload) "
+            "SELECT x.order_id, x.user_id, x.type, x.payload::json "
+            "FROM ROWS FROM (jsonb_to_recordset($1::jsonb) "
+            "AS (order_id uuid, user_id uuid, type text, payload text)) WITH ORDINALITY "
+            "AS x(order_id, user_id, type, payload, position) "
+            "ORDER BY x.position RETURNING id) "
+            "SELECT pg_notify('" +
+                std::string(kOutboxChannel) + "', '') FROM (SELECT 1 FROM event LIMIT 1) one");
   c.prepare("outbox_insert",
             "WITH event AS (INSERT INTO outbox (order_id, user_id, type, payload) "
             "VALUES ($1::uuid, $2::uuid, $3, $4::json) RETURNING id) "
@@ -265,7 +288,7 @@ TransitionResult OrderStore::transition(const std::string& id, const Viewer& vie
 int OrderStore::auto_confirm(int delay_ms, int batch) {
   return db::with_transaction(pool_, [&](pqxx::work& tx) {
     auto confirmed = read_orders(tx.exec_prepared("orders_auto_confirm", delay_ms, batch));
-    for (const auto& order : confirmed) write_event(tx, order, event_type_for(order.status));
+    write_events(tx, confirmed);
     return static_cast<int>(confirmed.size());
   });
 }

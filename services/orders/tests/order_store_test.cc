@@ -305,6 +305,28 @@ TEST_F(OrderStoreTest, AutoConfirmTakesDueOrdersAndSkipsLockedOnes) {
   EXPECT_EQ(event_types(due.id), (std::vector<std::string>{"order.created", "order.confirmed"}));
 }
 
+TEST_F(OrderStoreTest, ASweepWritesEachConfirmedOrdersEventInOneStatementInOrder) {
+  auto store = make_store();
+  auto user = new_user_id();
+  std::vector<std::string> ids;
+  for (int i = 0; i < 5; ++i)
+    ids.push_back(store->create(user, sample_order(100 + i), {}).order.id);
+  EXPECT_EQ(store->auto_confirm(0, 100), 5);
+  // Oldest order first (the sweep's order), one event each, the payload as the API renders it.
+  auto rows =
+      sql("SELECT order_id::text, user_id::text, payload::text, "
+          "pg_typeof(payload)::text FROM outbox WHERE type = 'order.confirmed' ORDER BY id");
+  ASSERT_EQ(rows.size(), 5u);
+  for (size_t i = 0; i < rows.size(); ++i) {
+    EXPECT_EQ(rows[i][0].as<std::string>(), ids[i]);
+    EXPECT_EQ(rows[i][1].as<std::string>(), user);
+    auto payload = nlohmann::json::parse(rows[i][2].as<std::string>());
+    EXPECT_EQ(payload["id"], ids[i]);
+    EXPECT_EQ(payload["status"], "CONFIRMED");
+    EXPECT_EQ(rows[i][3].as<std::string>(), "json");
+  }
+}
+
 TEST_F(OrderStoreTest, PublishedEventsArePurgedAfterTheirRetention) {
   auto store = make_store();
   auto user = new_user_id();
