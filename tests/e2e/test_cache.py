@@ -80,6 +80,23 @@ class CacheTest(unittest.TestCase):
             self.assertEqual((r.status, r.json["code"]), (401, "token_revoked"), r.body)
             self.assertNotIn("x-cache", r.headers)
 
+    def test_a_revoked_token_on_a_miss_does_not_block_the_next_requests(self):
+        # A revoked token's lookup misses: it must not become the key's leader, or every later
+        # request for the key would wait for an answer that never comes.
+        email = f"{uuid.uuid4().hex[:10]}@example.com"
+        r = self.stack.http("POST", "/v1/auth/signup",
+                            {"email": email, "password": "correct horse", "display_name": "M"})
+        revoked = {"Authorization": f"Bearer {r.json['access_token']}"}
+        self.assertEqual(self.stack.http("POST", "/v1/auth/logout", headers=revoked).status, 204)
+        for _ in range(3):
+            r = self.me(self.stack.http_port, revoked)
+            self.assertEqual((r.status, r.json["code"]), (401, "token_revoked"))
+        r = self.stack.http("POST", "/v1/auth/login", {"email": email, "password": "correct horse"})
+        fresh = {"Authorization": f"Bearer {r.json['access_token']}"}
+        r = http_request("127.0.0.1", self.stack.http_port, "GET", "/v1/users/me", headers=fresh,
+                         timeout=5)
+        self.assertEqual((r.status, r.headers["x-cache"]), (200, "MISS"), r.body)
+
     def test_users_never_see_each_others_data(self):
         ann, bob = self.user("Ann"), self.user("Bob")
         self.assertEqual(self.me(self.stack.http_port, ann).json["display_name"], "Ann")

@@ -92,56 +92,61 @@ void CacheFilter::lookup(const ExchangePtr& exchange, const CacheRoute& route) {
       "trellis:cache:v1:" + sha256_hex(route.route + "\n" + exchange->request.path + "?" +
                                        normalized_query(exchange->request.query) + "\n" + scope);
   // One round trip: the current generation and the shared entry.
-  redis_.command({"MGET", generation_key(route.route, scope), entry_key},
-                 [this, exchange, &route, entry_key](RedisResult result) {
-                   exchange->post([this, exchange, &route, entry_key, result = std::move(result)] {
-                     if (!result.ok || result.reply.type != RedisReply::Type::kArray ||
-                         result.reply.elements.size() != 2) {
-                       requests_.with({route.route, "bypass"}).inc();
-                       exchange->context.cache_result = "BYPASS";
-                       exchange->next();
-                       return;
-                     }
-                     const auto& gen_reply = result.reply.elements[0];
-                     std::string generation =
-                         gen_reply.type == RedisReply::Type::kString ? gen_reply.str : "0";
-                     auto now = now_ms();
-                     if (auto entry = l1_.get(entry_key);
-                         entry && entry->generation == generation && entry->expires_at_ms > now) {
-                       requests_.with({route.route, "hit_l1"}).inc();
-                       serve(exchange, route, *entry, "HIT");
-                       return;
-                     }
-                     const auto& shared = result.reply.elements[1];
-                     if (shared.type == RedisReply::Type::kString) {
-                       auto entry = CacheEntry::parse(shared.str);
-                       if (entry && entry->generation == generation && entry->expires_at_ms > now) {
-                         store_l1(entry_key, *entry);
-                         requests_.with({route.route, "hit_l2"}).inc();
-                         serve(exchange, route, *entry, "HIT");
-                         return;
-                       }
-                     }
-                     // Miss: the first request for this key asks the service; others wait.
-                     auto coalesce_key = entry_key + "#" + generation;
-                     {
-                       std::lock_guard lock(leaders_mutex_);
-                       auto [it, first] = waiting_.try_emplace(coalesce_key);
-                       if (!first) {
-                         it->second.push_back(exchange);
-                         requests_.with({route.route, "coalesced"}).inc();
-                         return;
-                       }
-                     }
-                     requests_.with({route.route, "miss"}).inc();
-                     auto& context = exchange->context;
-                     context.cache_result = "MISS";
-                     context.cache_key = entry_key;
-                     context.cache_generation = generation;
-                     context.cache_leader = true;
-                     exchange->next();
-                   });
-                 });
+  redis_.command(
+      {"MGET", generation_key(route.route, scope), entry_key},
+      [this, exchange, &route, entry_key](RedisResult result) {
+        // The answer (and a miss's leadership) only once the token's revocation check
+        // passed; after a failed check the exchange is answered and this is dropped.
+        exchange->post([this, exchange, &route, entry_key, result = std::move(result)]() mutable {
+          exchange->after_hold([this, exchange, &route, entry_key, result = std::move(result)] {
+            if (!result.ok || result.reply.type != RedisReply::Type::kArray ||
+                result.reply.elements.size() != 2) {
+              requests_.with({route.route, "bypass"}).inc();
+              exchange->context.cache_result = "BYPASS";
+              exchange->next();
+              return;
+            }
+            const auto& gen_reply = result.reply.elements[0];
+            std::string generation =
+                gen_reply.type == RedisReply::Type::kString ? gen_reply.str : "0";
+            auto now = now_ms();
+            if (auto entry = l1_.get(entry_key);
+                entry && entry->generation == generation && entry->expires_at_ms > now) {
+              requests_.with({route.route, "hit_l1"}).inc();
+              serve(exchange, route, *entry, "HIT");
+              return;
+            }
+            const auto& shared = result.reply.elements[1];
+            if (shared.type == RedisReply::Type::kString) {
+              auto entry = CacheEntry::parse(shared.str);
+              if (entry && entry->generation == generation && entry->expires_at_ms > now) {
+                store_l1(entry_key, *entry);
+                requests_.with({route.route, "hit_l2"}).inc();
+                serve(exchange, route, *entry, "HIT");
+                return;
+              }
+            }
+            // Miss: the first request for this key asks the service; others wait.
+            auto coalesce_key = entry_key + "#" + generation;
+            {
+              std::lock_guard lock(leaders_mutex_);
+              auto [it, first] = waiting_.try_emplace(coalesce_key);
+              if (!first) {
+                it->second.push_back(exchange);
+                requests_.with({route.route, "coalesced"}).inc();
+                return;
+              }
+            }
+            requests_.with({route.route, "miss"}).inc();
+            auto& context = exchange->context;
+            context.cache_result = "MISS";
+            context.cache_key = entry_key;
+            context.cache_generation = generation;
+            context.cache_leader = true;
+            exchange->next();
+          });
+        });
+      });
 }
 
 void CacheFilter::serve(const ExchangePtr& exchange, const CacheRoute& route,

@@ -86,6 +86,16 @@ RateLimitFilter::RateLimitFilter(RateLimitStage stage, std::shared_ptr<RateLimit
     : stage_(stage), state_(std::move(state)) {}
 
 void RateLimitFilter::on_request(const ExchangePtr& exchange) {
+  // Per-user limits only once the token's revocation check passed: a revoked token must not spend
+  // its user's budget.
+  if (stage_ == RateLimitStage::kAfterAuth) {
+    exchange->after_hold([this, exchange] { check(exchange); });
+    return;
+  }
+  check(exchange);
+}
+
+void RateLimitFilter::check(const ExchangePtr& exchange) {
   auto& context = exchange->context;
   std::string route = context.route ? context.route->path.text : "-";
   auto pending = std::make_shared<PendingChecks>();

@@ -54,6 +54,11 @@ int64_t steady_ms() {
 }  // namespace
 
 void UpstreamGuardFilter::on_request(const ExchangePtr& exchange) {
+  // Admission (in-flight slot, half-open probe) only for requests that may reach the service.
+  exchange->after_hold([this, exchange] { admit(exchange); });
+}
+
+void UpstreamGuardFilter::admit(const ExchangePtr& exchange) {
   const auto* route = exchange->context.route;
   auto* guard = route ? guards_->find(route->upstream) : nullptr;
   if (!guard) {

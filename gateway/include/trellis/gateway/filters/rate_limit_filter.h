@@ -51,6 +51,11 @@ class RateLimitFilter final : public Filter {
     return stage_ == RateLimitStage::kBeforeAuth ? "rate_limit_ip" : "rate_limit_user";
   }
   void on_request(const ExchangePtr& exchange) override;
+
+ private:
+  void check(const ExchangePtr& exchange);
+
+ public:
   void on_response(Exchange& exchange) override;
 
  private:

@@ -36,6 +36,11 @@ class UpstreamGuardFilter final : public Filter {
       : guards_(std::move(guards)) {}
   std::string_view name() const override { return "upstream_guard"; }
   void on_request(const ExchangePtr& exchange) override;
+
+ private:
+  void admit(const ExchangePtr& exchange);
+
+ public:
   void on_response(Exchange& exchange) override;
 
  private:
