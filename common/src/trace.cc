@@ -69,6 +69,14 @@ std::string random_hex(size_t bytes) {
   return to_hex(reinterpret_cast<const unsigned char*>(raw.data()), bytes);
 }
 
+std::string random_uuid() {
+  auto hex = random_hex(16);
+  hex[12] = '4';                                                    // version 4
+  hex[16] = "89ab"[std::stoi(hex.substr(16, 1), nullptr, 16) & 3];  // RFC 4122 variant
+  return hex.substr(0, 8) + "-" + hex.substr(8, 4) + "-" + hex.substr(12, 4) + "-" +
+         hex.substr(16, 4) + "-" + hex.substr(20);
+}
+
 std::string random_id_hex(size_t bytes) {
   thread_local IdGenerator generator;
   std::string out;

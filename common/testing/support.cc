@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <thread>
 
 #include "trellis/common/trace.h"
 
@@ -21,9 +22,16 @@ std::string env_or_fail(const char* name) {
 }
 
 std::string random_uuid() {
-  auto hex = trace::random_hex(16);
-  return hex.substr(0, 8) + "-" + hex.substr(8, 4) + "-4" + hex.substr(13, 3) + "-a" +
-         hex.substr(17, 3) + "-" + hex.substr(20, 12);
+  return trace::random_uuid();
+}
+
+bool wait_until(const std::function<bool()>& condition, std::chrono::milliseconds limit) {
+  auto deadline = std::chrono::steady_clock::now() + limit;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (condition()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return condition();
 }
 
 TempFile::TempFile(const std::string& content) {

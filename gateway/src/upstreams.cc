@@ -153,11 +153,13 @@ void Upstreams::call(const std::string& upstream, UpstreamCall call,
   if (it == channels_.end()) return unavailable("no upstream named " + upstream);
   auto owned_here = std::make_shared<PendingCall>();
   auto* pending = owned_here.get();
+  bool closed;
   {
     std::lock_guard lock(outstanding_->mutex);
-    if (outstanding_->closed) return unavailable("gateway shutting down");
-    outstanding_->calls.emplace(pending, std::move(owned_here));
+    closed = outstanding_->closed;
+    if (!closed) outstanding_->calls.emplace(pending, std::move(owned_here));
   }
+  if (closed) return unavailable("gateway shutting down");  // `done` never runs under the lock
   pending->done = std::move(done);
   pending->started = std::chrono::steady_clock::now();
   pending->latency = &latency_;

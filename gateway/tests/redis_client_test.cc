@@ -29,7 +29,11 @@
 #include <thread>
 #include <vector>
 
+#include "trellis/testing/support.h"
+
 namespace {
+
+using trellis::testing::wait_until;
 
 using namespace std::chrono_literals;
 using trellis::gateway::RedisClient;
@@ -91,15 +95,6 @@ RedisResult run(RedisClient& client, std::vector<std::string> args,
     return RedisResult{false, "test: no callback", {}};
   }
   return future.get();
-}
-
-bool wait_until(const std::function<bool()>& condition, std::chrono::milliseconds limit) {
-  auto deadline = Clock::now() + limit;
-  while (Clock::now() < deadline) {
-    if (condition()) return true;
-    std::this_thread::sleep_for(5ms);
-  }
-  return condition();
 }
 
 // An independent, blocking hiredis connection for setup and for checking what the server holds.

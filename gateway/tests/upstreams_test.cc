@@ -15,7 +15,11 @@
 #include <string>
 #include <thread>
 
+#include "trellis/testing/support.h"
+
 namespace {
+
+using trellis::testing::wait_until;
 
 using namespace std::chrono_literals;
 using trellis::gateway::UpstreamCall;
@@ -47,15 +51,6 @@ class SilentListener {
   int fd_ = -1;
   int port_ = 0;
 };
-
-bool wait_until(const std::function<bool()>& condition, std::chrono::milliseconds limit) {
-  auto deadline = Clock::now() + limit;
-  while (Clock::now() < deadline) {
-    if (condition()) return true;
-    std::this_thread::sleep_for(5ms);
-  }
-  return condition();
-}
 
 TEST(UpstreamsShutdown, CancelsOutstandingCallsAndWaitsUntilTheirCallbacksReturned) {
   SilentListener silent;

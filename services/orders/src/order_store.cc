@@ -58,16 +58,6 @@ std::string items_json(const std::vector<LineItem>& items) {
   return array.dump();
 }
 
-// A random (version 4) UUID: the id of a new order is chosen here, so that the order's event can
-// be rendered before the insert and the insert repeated safely after a broken connection.
-std::string new_order_id() {
-  auto hex = trace::random_hex(16);
-  hex[12] = '4';
-  hex[16] = "89ab"[std::stoi(hex.substr(16, 1), nullptr, 16) & 3];
-  return hex.substr(0, 8) + "-" + hex.substr(8, 4) + "-" + hex.substr(12, 4) + "-" +
-         hex.substr(16, 4) + "-" + hex.substr(20);
-}
-
 int64_t now_unix_micros() {
   return std::chrono::duration_cast<std::chrono::microseconds>(
              std::chrono::system_clock::now().time_since_epoch())
@@ -201,7 +191,9 @@ CreateResult OrderStore::create(const std::string& user_id, const NewOrder& orde
   if (!claim) {
     // One statement, committed on its own. After a broken connection it is sent again with the
     // same id: if the first one was committed after all, the id is taken and that is our order.
-    record.id = new_order_id();
+    // Chosen here, so that the event can be rendered before the insert and the insert repeated
+    // safely after a broken connection.
+    record.id = trace::random_uuid();
     db::with_statement(pool_, [&](pqxx::nontransaction& tx, bool repeated) {
       insert_or_recognise(tx, record, repeated);
     });

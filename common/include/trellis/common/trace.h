@@ -40,5 +40,7 @@ std::string random_hex(size_t bytes);
 // seeded by the OS: for request, trace and span ids, which must be unique but are not secrets.
 // Much cheaper than random_hex (no call into OpenSSL, whose fork check costs a getpid syscall).
 std::string random_id_hex(size_t bytes);
+// A random version-4 UUID in canonical text form, from random_hex.
+std::string random_uuid();
 
 }  // namespace trellis::trace

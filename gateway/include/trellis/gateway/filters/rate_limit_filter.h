@@ -51,14 +51,10 @@ class RateLimitFilter final : public Filter {
     return stage_ == RateLimitStage::kBeforeAuth ? "rate_limit_ip" : "rate_limit_user";
   }
   void on_request(const ExchangePtr& exchange) override;
-
- private:
-  void check(const ExchangePtr& exchange);
-
- public:
   void on_response(Exchange& exchange) override;
 
  private:
+  void check(const ExchangePtr& exchange);  // once the revocation hold, if any, passed
   RateLimitStage stage_;
   std::shared_ptr<RateLimitState> state_;
 };

@@ -36,14 +36,10 @@ class UpstreamGuardFilter final : public Filter {
       : guards_(std::move(guards)) {}
   std::string_view name() const override { return "upstream_guard"; }
   void on_request(const ExchangePtr& exchange) override;
-
- private:
-  void admit(const ExchangePtr& exchange);
-
- public:
   void on_response(Exchange& exchange) override;
 
  private:
+  void admit(const ExchangePtr& exchange);  // once the revocation hold, if any, passed
   std::shared_ptr<UpstreamGuards> guards_;
 };
 
