@@ -1,30 +1,37 @@
 #include "trellis/common/log.h"
 
-#include <spdlog/sinks/stdout_sinks.h>
-#include <spdlog/spdlog.h>
+#include <unistd.h>
 
 #include <chrono>
-#include <mutex>
+#include <cstdlib>
+#include <memory>
+
+#include "trellis/common/line_writer.h"
 
 namespace trellis::log {
 namespace {
 
 struct State {
-  std::shared_ptr<spdlog::logger> logger;
+  std::unique_ptr<LineWriter> output;
   std::string component = "trellis";
   Level min_level = Level::kInfo;
 };
 
 State& state() {
-  static State s = [] {
-    State fresh;
-    fresh.logger = spdlog::stdout_logger_mt("trellis");
-    fresh.logger->set_pattern("%v");
-    // One write per line: logs are read live by operators and tests; buffering hid lines on crash.
-    fresh.logger->flush_on(spdlog::level::trace);
+  // Never destroyed: objects destroyed at exit may still log; exit flushes what is queued.
+  static State* s = [] {
+    auto* fresh = new State;
+    LineWriterOptions options;
+    options.dropped_line = [fresh](size_t dropped) {
+      Field fields[] = {{"dropped", dropped}};
+      return render(Level::kWarn, fresh->component, "log lines dropped: stdout did not keep up",
+                    fields);
+    };
+    fresh->output = std::make_unique<LineWriter>(STDOUT_FILENO, options);
+    std::atexit([] { flush(); });
     return fresh;
   }();
-  return s;
+  return *s;
 }
 
 const char* level_name(Level level) {
@@ -238,7 +245,8 @@ void write(Level level, std::string_view message, std::span<const Field> fields,
            std::span<const Field> more) {
   auto& s = state();
   if (level < s.min_level) return;
-  s.logger->info(render(level, s.component, message, fields, more));
+  // Warnings and errors are written at once: they may be the last lines before a crash.
+  s.output->append(render(level, s.component, message, fields, more), level >= Level::kWarn);
 }
 
 RequestLog::RequestLog(std::string request_id, std::string trace_id, std::string span_id) {
@@ -254,7 +262,7 @@ void RequestLog::write(Level level, std::string_view message,
 }
 
 void flush() {
-  state().logger->flush();
+  state().output->flush();
 }
 
 }  // namespace trellis::log

@@ -6,6 +6,7 @@ import socket
 import unittest
 
 from harness import Stack
+from replicas import wait_for
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 
@@ -88,13 +89,18 @@ class HttpErrorsTest(unittest.TestCase):
         r = self.stack.http("POST", "/v1/auth/login", {"email": "x@example.com", "password": "y" * 8},
                             headers={"X-Request-Id": "trace-me-42", "traceparent": incoming})
         self.assertEqual(r.status, 401)
-        users_lines = [json.loads(line) for line in self.stack.users_log_text().splitlines()
-                       if "trace-me-42" in line]
-        self.assertTrue(users_lines, "the users service logged nothing for the request id")
-        for line in users_lines:
+
+        def lines_of(log_text):
+            return [json.loads(line) for line in log_text().splitlines() if "trace-me-42" in line]
+
+        # Log lines are written in batches, within 20 ms of being logged.
+        self.assertTrue(wait_for(lambda: lines_of(self.stack.users_log_text), timeout=5),
+                        "the users service logged nothing for the request id")
+        for line in lines_of(self.stack.users_log_text):
             self.assertEqual(line["trace_id"], TRACE_ID)
-        gateway_lines = [json.loads(line) for line in self.stack.gateway_log_text().splitlines()
-                         if "trace-me-42" in line]
+        wait_for(lambda: any(line["msg"] == "access"
+                             for line in lines_of(self.stack.gateway_log_text)), timeout=5)
+        gateway_lines = lines_of(self.stack.gateway_log_text)
         self.assertTrue(any(line["msg"] == "access" and line["status"] == 401
                             and line["route"] == "/v1/auth/login" for line in gateway_lines))
         for line in gateway_lines:

@@ -1,4 +1,4 @@
-// JSON-lines logging on top of spdlog. Every line is one JSON object with ts, level, component,
+// JSON-lines logging to stdout. Every line is one JSON object with ts, level, component,
 // msg and the given fields; request-scoped lines carry request_id, trace_id and span_id.
 #pragma once
 

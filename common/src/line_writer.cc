@@ -1,0 +1,100 @@
+#include "trellis/common/line_writer.h"
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+namespace trellis::log {
+
+LineWriter::LineWriter(int fd, LineWriterOptions options) : fd_(fd), options_(options) {
+  thread_ = std::thread([this] { run(); });
+}
+
+LineWriter::~LineWriter() {
+  {
+    std::lock_guard lock(queue_mutex_);
+    stopping_ = true;
+  }
+  wake_.notify_one();
+  thread_.join();
+  write_pending();
+}
+
+void LineWriter::append(std::string_view line, bool urgent) {
+  bool wake;
+  {
+    std::lock_guard lock(queue_mutex_);
+    if (pending_.size() + line.size() + 1 > options_.max_pending_bytes) {
+      ++dropped_;
+      ++dropped_total_;
+      return;
+    }
+    // The thread sleeps until the first line of a batch arrives; later ones need no wake-up
+    // unless they make the batch urgent or full.
+    wake = pending_.empty() || (urgent && !urgent_) ||
+           (pending_.size() < options_.batch_bytes &&
+            pending_.size() + line.size() + 1 >= options_.batch_bytes);
+    pending_.append(line);
+    pending_.push_back('\n');
+    urgent_ = urgent_ || urgent;
+  }
+  if (wake) wake_.notify_one();
+}
+
+void LineWriter::flush() {
+  write_pending();
+}
+
+size_t LineWriter::dropped_lines() const {
+  std::lock_guard lock(queue_mutex_);
+  return dropped_total_;
+}
+
+void LineWriter::run() {
+  // Signals belong to the thread that waits for them (the services' sigwait), never to this one.
+  sigset_t all;
+  sigfillset(&all);
+  pthread_sigmask(SIG_BLOCK, &all, nullptr);
+  std::unique_lock lock(queue_mutex_);
+  while (true) {
+    wake_.wait(lock, [&] { return stopping_ || !pending_.empty(); });
+    if (stopping_) return;  // the destructor writes the rest
+    // Gather the lines of one interval into one write.
+    wake_.wait_for(lock, options_.flush_interval,
+                   [&] { return stopping_ || urgent_ || pending_.size() >= options_.batch_bytes; });
+    lock.unlock();
+    write_pending();
+    lock.lock();
+  }
+}
+
+void LineWriter::write_pending() {
+  std::lock_guard writing(write_mutex_);
+  writing_.clear();
+  size_t dropped;
+  {
+    std::lock_guard lock(queue_mutex_);
+    writing_.swap(pending_);
+    dropped = dropped_;
+    dropped_ = 0;
+    urgent_ = false;
+  }
+  if (dropped > 0) {
+    writing_ += options_.dropped_line ? options_.dropped_line(dropped)
+                                      : R"({"level":"warn","msg":"log lines dropped","dropped":)" +
+                                            std::to_string(dropped) + "}";
+    writing_.push_back('\n');
+  }
+  size_t done = 0;
+  while (done < writing_.size()) {
+    auto n = ::write(fd_, writing_.data() + done, writing_.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return;  // nowhere to write to (closed pipe): nothing else can be done
+    done += static_cast<size_t>(n);
+  }
+  // A burst must not pin its buffer size for the life of the process.
+  if (writing_.capacity() > 4 * options_.batch_bytes) std::string().swap(writing_);
+}
+
+}  // namespace trellis::log
