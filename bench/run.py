@@ -279,6 +279,33 @@ def start_cached_gateway(stack, work: Path) -> tuple[subprocess.Popen, int]:
     return process, port
 
 
+def quiesce(stack, timeout_s: float = 120) -> str | None:
+    """Lets the previous measurement's after-effects finish before the next one starts, as
+    pgbench vacuums before it runs: no order waiting for automatic confirmation, no outbox row
+    waiting for the relay, no stream entry waiting for the notifications consumer; then a
+    CHECKPOINT, so that no measurement pays for the previous one's dirty pages. Returns what was
+    still busy after `timeout_s`, or None."""
+    deadline = time.monotonic() + timeout_s
+    busy = None
+    while time.monotonic() < deadline:
+        pending, unpublished = stack.sql(
+            "SELECT (SELECT count(*) FROM orders WHERE status = 'PENDING'), "
+            "(SELECT count(*) FROM outbox WHERE published_at IS NULL)",
+            dbname=stack.orders_db_name)[0]
+        groups = stack.redis_cli("XINFO", "GROUPS", stack.orders_stream).split("\n")
+        fields = dict(zip(groups[0::2], groups[1::2]))
+        stream_waiting = sum(int(fields.get(k) or 0) for k in ("pending", "lag")
+                             if (fields.get(k) or "0").isdigit())
+        busy = (f"{pending} orders pending, {unpublished} outbox rows unpublished, "
+                f"{stream_waiting} stream entries not consumed")
+        if pending == unpublished == "0" and stream_waiting == 0:
+            busy = None
+            break
+        time.sleep(0.5)
+    stack.sql("CHECKPOINT")
+    return busy
+
+
 def sign_up_users(stack, count: int) -> list[dict]:
     users = []
     for i in range(count):
@@ -508,9 +535,16 @@ def main(argv: list[str]) -> int:
                 ("nginx-proxy", "nginx proxying to that nginx (one hop)", nginx.proxy_port,
                  me[:1], nginx.pids()),
             ]
+        def settle(name: str) -> None:
+            progress(f"{name}: waiting for the previous measurement's work to finish")
+            busy = quiesce(stack)
+            if busy:
+                results["notes"].append(f"{name} started while still busy: {busy}")
+
         for name, title, port, requests, sampled in plans:
             if not wanted(name):
                 continue
+            settle(name)
             reqs = Requests(work, name, requests)
             progress(f"{name}: closed loop, {args.connections} connections, {args.duration} s")
             sampler = Sampler(sampled)
@@ -532,6 +566,7 @@ def main(argv: list[str]) -> int:
                 print()
 
         if wanted("6-push-latency"):
+            settle("6-push-latency")
             progress(f"6-push-latency: {args.push_rate:.0f} orders/s for {args.duration} s")
             sampler = Sampler({"gateway": gateway_pid, "orders": pids["orders"],
                                "notifications": pids["notifications"]})
@@ -563,6 +598,7 @@ def main(argv: list[str]) -> int:
         if wanted("grpc-direct"):
             users_file = work / "user-ids.txt"
             users_file.write_text("".join(u["id"] + "\n" for u in users))
+            settle("grpc-direct")
             progress(f"grpc-direct: {args.connections} calls in flight, {args.duration} s")
             sampler = Sampler({"users": pids["users"]})
             out = subprocess.run(
@@ -587,6 +623,7 @@ def main(argv: list[str]) -> int:
             for name, mode in (("pgbench-select", "select-only"), ("pgbench-tpcb", "tpcb")):
                 if not wanted(name):
                     continue
+                settle(name)
                 progress(f"{name}: {args.pg_clients} clients, {args.duration} s")
                 sampler = Sampler({"postgres": postgres_pid})
                 closed = pgbench(pg_port, mode, args)
