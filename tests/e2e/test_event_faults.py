@@ -39,7 +39,6 @@ class EventPipelineFaultTest(unittest.TestCase):
                 "redis": {"timeout_ms": 200},
                 "consumer": {"block_ms": 100, "claim_idle_ms": 1000, "claim_interval_ms": 300,
                              "backoff_max_ms": 300},
-                "push": {"retry_after_ms": 500},
             },
         ).start()
         self.addCleanup(self.stack.stop)

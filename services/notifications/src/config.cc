@@ -53,7 +53,6 @@ void read_push(config::ObjectReader r, PushConfig& p) {
   p.stream_maxlen = read_int(r, "stream_maxlen", p.stream_maxlen, 1000, 1000000000);
   p.user_stream_maxlen = read_int(r, "user_stream_maxlen", p.user_stream_maxlen, 10, 1000000);
   p.user_stream_ttl_s = read_int(r, "user_stream_ttl_s", p.user_stream_ttl_s, 60, 365 * 86400);
-  p.retry_after_ms = read_int(r, "retry_after_ms", p.retry_after_ms, 100, kDayMs);
   r.reject_unknown_keys();
 }
 

@@ -41,11 +41,7 @@ bool is_poison(const std::exception& e) {
 
 EventConsumer::EventConsumer(NotificationStore& store, ConsumerConfig consumer, PushConfig push,
                              RedisConfig redis, metrics::Registry* registry)
-    : store_(store),
-      config_(std::move(consumer)),
-      pusher_(push),
-      push_retry_after_ms_(push.retry_after_ms),
-      redis_(std::move(redis)) {
+    : store_(store), config_(std::move(consumer)), pusher_(push), redis_(std::move(redis)) {
   if (!registry) return;
   auto& delivered = registry->counter(
       "notifications_delivered_total",
@@ -135,7 +131,9 @@ void EventConsumer::fill_deliveries(std::vector<StreamEntry>& entries) {
 
 void EventConsumer::process(const std::vector<StreamEntry>& entries, ConsumeRound& round) {
   std::vector<std::string> acknowledged;
+  // Recorded notifications, each with the entries acknowledged once its push succeeded.
   std::vector<NotificationRecord> to_push;
+  std::vector<std::vector<std::string>> push_sources;
   std::vector<std::pair<const StreamEntry*, std::string>> dead;
   std::exception_ptr infrastructure_failure;
 
@@ -159,11 +157,16 @@ void EventConsumer::process(const std::vector<StreamEntry>& entries, ConsumeRoun
       ++round.duplicates;
       if (events_) events_->with({"duplicate"}).inc();
     }
+    // A duplicate is pushed again: its first delivery may have died between commit and push.
     // A batch may hold one event twice (published twice by the relay): push it once.
-    bool queued = std::any_of(to_push.begin(), to_push.end(),
-                              [&](const auto& n) { return n.id == result.notification.id; });
-    if (!result.notification.pushed && !queued) to_push.push_back(result.notification);
-    acknowledged.push_back(entry.id);
+    auto queued = std::find_if(to_push.begin(), to_push.end(),
+                               [&](const auto& n) { return n.id == result.notification.id; });
+    if (queued == to_push.end()) {
+      to_push.push_back(result.notification);
+      push_sources.push_back({entry.id});
+    } else {
+      push_sources[queued - to_push.begin()].push_back(entry.id);
+    }
   };
 
   // 1. Which entries make a notification (no I/O).
@@ -244,39 +247,38 @@ void EventConsumer::process(const std::vector<StreamEntry>& entries, ConsumeRoun
                   {"error", dead[i].second}});
     }
   }
+  // The stream's pending list, not a column, remembers what still needs a push: an entry whose
+  // push failed stays pending and is claimed again after claim_idle_ms.
+  push(to_push, push_sources, acknowledged, round);
   if (!acknowledged.empty()) {
     std::vector<std::string> command = {"XACK", config_.stream, config_.group};
     command.insert(command.end(), acknowledged.begin(), acknowledged.end());
     expect_ok(redis_.command(command), "XACK");
   }
-  push(to_push, round);
   if (infrastructure_failure) std::rethrow_exception(infrastructure_failure);
 }
 
 void EventConsumer::push(const std::vector<NotificationRecord>& notifications,
-                         ConsumeRound& round) {
+                         const std::vector<std::vector<std::string>>& sources,
+                         std::vector<std::string>& acknowledged, ConsumeRound& round) {
   if (notifications.empty()) return;
   std::vector<std::vector<std::string>> commands;
   for (const auto& notification : notifications) {
     commands.push_back(pusher_.push_command(notification));
   }
   auto replies = redis_.pipeline(commands);
-  std::vector<std::string> pushed;
+  size_t pushed = 0;
   for (size_t i = 0; i < notifications.size(); ++i) {
     if (replies[i].is_error()) {
-      log::warn("push failed, the sweep retries",
+      log::warn("push failed, the event stays pending and is retried",
                 {{"notification_id", notifications[i].id}, {"error", replies[i].str}});
       continue;
     }
-    pushed.push_back(notifications[i].id);
+    ++pushed;
+    acknowledged.insert(acknowledged.end(), sources[i].begin(), sources[i].end());
   }
-  store_.mark_pushed(pushed);
-  round.pushed += pushed.size();
-  if (delivered_push_) delivered_push_->inc(pushed.size());
-}
-
-void EventConsumer::sweep_unpushed(ConsumeRound& round) {
-  push(store_.unpushed(push_retry_after_ms_, config_.batch), round);
+  round.pushed += pushed;
+  if (delivered_push_) delivered_push_->inc(pushed);
 }
 
 void EventConsumer::update_pending_gauge() {
@@ -305,10 +307,6 @@ ConsumeRound EventConsumer::run_once() {
     update_pending_gauge();
   } else {
     process(read_group(">", /*block=*/true), round);
-  }
-  if (Clock::now() >= next_sweep_) {
-    next_sweep_ = Clock::now() + std::chrono::milliseconds(push_retry_after_ms_);
-    sweep_unpushed(round);
   }
   return round;
 }

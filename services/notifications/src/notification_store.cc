@@ -9,7 +9,7 @@ namespace {
 constexpr const char* kColumns =
     "id::text, seq, user_id::text, type, coalesce(order_id::text, ''), title, "
     "(extract(epoch from created_at) * 1000000)::bigint, "
-    "(extract(epoch from read_at) * 1000000)::bigint, pushed_at IS NOT NULL";
+    "(extract(epoch from read_at) * 1000000)::bigint";
 
 NotificationRecord read_row(const pqxx::row& row) {
   NotificationRecord n;
@@ -21,7 +21,6 @@ NotificationRecord read_row(const pqxx::row& row) {
   n.title = row[5].as<std::string>();
   n.created_at_us = row[6].as<int64_t>();
   if (!row[7].is_null()) n.read_at_us = row[7].as<int64_t>();
-  n.pushed = row[8].as<bool>();
   return n;
 }
 
@@ -30,15 +29,6 @@ std::vector<NotificationRecord> read_rows(const pqxx::result& rows) {
   out.reserve(rows.size());
   for (const auto& row : rows) out.push_back(read_row(row));
   return out;
-}
-
-std::string uuid_array(const std::vector<std::string>& ids) {
-  std::string text = "{";
-  for (size_t i = 0; i < ids.size(); ++i) {
-    if (i > 0) text += ',';
-    text += ids[i];  // UUIDs from our own rows: no quoting needed
-  }
-  return text + "}";
 }
 
 }  // namespace
@@ -61,13 +51,6 @@ void NotificationStore::prepare(pqxx::connection& c) {
                 columns);
   c.prepare("notifications_unread_count",
             "SELECT count(*) FROM notifications WHERE user_id = $1::uuid AND read_at IS NULL");
-  c.prepare("notifications_unpushed",
-            "SELECT " + columns +
-                " FROM notifications WHERE pushed_at IS NULL "
-                "AND created_at < now() - make_interval(secs => $1::double precision / 1000) "
-                "ORDER BY seq LIMIT $2");
-  c.prepare("notifications_mark_pushed",
-            "UPDATE notifications SET pushed_at = now() WHERE id = ANY($1::uuid[])");
 }
 
 namespace {
@@ -126,22 +109,6 @@ std::optional<NotificationRecord> NotificationStore::mark_read(const std::string
 int64_t NotificationStore::unread_count(const std::string& user_id) {
   return db::with_read(pool_, [&](pqxx::nontransaction& tx) {
     return tx.exec_prepared1("notifications_unread_count", user_id)[0].as<int64_t>();
-  });
-}
-
-std::vector<NotificationRecord> NotificationStore::unpushed(int older_than_ms, int batch) {
-  return db::with_read(pool_, [&](pqxx::nontransaction& tx) {
-    return read_rows(tx.exec_prepared("notifications_unpushed", older_than_ms, batch));
-  });
-}
-
-void NotificationStore::mark_pushed(const std::vector<std::string>& ids) {
-  if (ids.empty()) return;
-  db::with_transaction(pool_, [&](pqxx::work& tx) {
-    // Not worth a WAL flush on the consumer's path: a mark lost in a crash only makes the sweep
-    // push again, which at-least-once push allows.
-    tx.exec0("SET LOCAL synchronous_commit TO off");
-    tx.exec_prepared0("notifications_mark_pushed", uuid_array(ids));
   });
 }
 

@@ -34,7 +34,7 @@ TEST(NotificationsConfig, ReadsEveryBlock) {
     "redis": {"port": 7001}, "migrate_on_start": false,
     "consumer": {"consumer": "c-1", "start_id": "$", "batch": 7, "claim_idle_ms": 100,
                  "max_deliveries": 2, "dead_letter_stream": "dl"},
-    "push": {"stream": "p", "user_stream_ttl_s": 60, "retry_after_ms": 100}})");
+    "push": {"stream": "p", "user_stream_ttl_s": 60}})");
   auto config = load_config(file.path());
   EXPECT_EQ(config.grpc_listen, "0.0.0.0:6001");
   EXPECT_EQ(config.database.dbname, "n");
@@ -48,7 +48,6 @@ TEST(NotificationsConfig, ReadsEveryBlock) {
   EXPECT_EQ(config.consumer.dead_letter_stream, "dl");
   EXPECT_EQ(config.push.stream, "p");
   EXPECT_EQ(config.push.user_stream_ttl_s, 60);
-  EXPECT_EQ(config.push.retry_after_ms, 100);
 }
 
 TEST(NotificationsConfig, RejectsUnknownKeysAndBadValues) {

@@ -32,7 +32,6 @@ struct PushConfig {
   int stream_maxlen = 100000;      // XADD MAXLEN ~ of the fan-out stream (1000..1e9)
   int user_stream_maxlen = 1000;   // XADD MAXLEN ~ of each user's stream (10..1e6)
   int user_stream_ttl_s = 604800;  // a user's stream expires after this without news (60..1 year)
-  int retry_after_ms = 5000;       // unpushed this long after commit → pushed by the sweep
 };
 
 // The shared service settings (grpc, log_level, metrics, shutdown, tracing) plus these.

@@ -4,8 +4,9 @@
 //      claim_idle_ms: it died), or, after a restart or failure, this consumer's own pending ones;
 //   2. the notification and its event's (source, event_id) unique key are written in one statement
 //      (a redelivery finds the first one and makes none);
-//   3. XACK only after that committed; a crash before it means redelivery, never loss;
-//   4. the new notifications are pushed to the live streams (see pusher.h).
+//   3. the notifications are pushed to the live streams (see pusher.h);
+//   4. XACK only after that: a crash or a failed push before it means redelivery, never loss
+//      (the redelivery finds the notification recorded and pushes it again: at least once).
 // An entry that fails to process for a reason that cannot go away (a malformed event, data the
 // database refuses) stays pending and is retried; at max_deliveries it is copied with the error to
 // the dead-letter stream and acknowledged. Unreachable Redis or PostgreSQL is not the entry's
@@ -41,7 +42,7 @@ struct ConsumeRound {
   size_t ignored = 0;        // event types that notify nobody
   size_t failed = 0;         // left pending for a retry
   size_t dead_lettered = 0;  // moved to the dead-letter stream
-  size_t pushed = 0;         // handed to the live streams (including the sweep's)
+  size_t pushed = 0;         // handed to the live streams
 };
 
 class EventConsumer {
@@ -51,9 +52,9 @@ class EventConsumer {
                 RedisConfig redis, metrics::Registry* registry = nullptr);
   ~EventConsumer();
 
-  // One round: own pending entries first (after start or a failure), idle entries of others when
-  // the claim interval is due, else new entries (blocking up to block_ms); then the push sweep
-  // when due. Throws RedisUnavailable or database errors (the entries stay pending).
+  // One round: own pending entries first (after start or a failure), idle entries (of a dead
+  // consumer, or whose push failed) when the claim interval is due, else new entries (blocking up
+  // to block_ms). Throws RedisUnavailable or database errors (the entries stay pending).
   ConsumeRound run_once();
 
   void start();  // rounds on a background thread, backing off while failing
@@ -66,21 +67,21 @@ class EventConsumer {
   std::vector<StreamEntry> claim_idle();
   void fill_deliveries(std::vector<StreamEntry>& entries);
   void process(const std::vector<StreamEntry>& entries, ConsumeRound& round);
-  void push(const std::vector<NotificationRecord>& notifications, ConsumeRound& round);
-  void sweep_unpushed(ConsumeRound& round);
+  // Pushes each notification; on success its source entries join `acknowledged`.
+  void push(const std::vector<NotificationRecord>& notifications,
+            const std::vector<std::vector<std::string>>& sources,
+            std::vector<std::string>& acknowledged, ConsumeRound& round);
   void update_pending_gauge();
 
   NotificationStore& store_;
   ConsumerConfig config_;
   Pusher pusher_;
-  int push_retry_after_ms_;
   RedisConnection redis_;
   bool group_ready_ = false;
   bool own_pending_ = true;  // re-read this consumer's pending entries before new ones
   std::string own_pending_cursor_ = "0";
   std::string claim_cursor_ = "0-0";
   std::chrono::steady_clock::time_point next_claim_{};
-  std::chrono::steady_clock::time_point next_sweep_{};
   int failure_delay_ms_ = 0;
 
   metrics::Counter* delivered_inbox_ = nullptr;

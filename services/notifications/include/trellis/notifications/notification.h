@@ -18,7 +18,6 @@ struct NotificationRecord {
   std::string title;
   int64_t created_at_us = 0;
   std::optional<int64_t> read_at_us;
-  bool pushed = false;  // handed to the live streams
 };
 
 struct NewNotification {

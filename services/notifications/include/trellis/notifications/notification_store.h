@@ -44,11 +44,6 @@ class NotificationStore {
 
   int64_t unread_count(const std::string& user_id);
 
-  // Up to `batch` notifications committed at least `older_than_ms` ago and never pushed, oldest
-  // first: the push sweep's work.
-  std::vector<NotificationRecord> unpushed(int older_than_ms, int batch);
-  void mark_pushed(const std::vector<std::string>& ids);
-
  private:
   db::PgPool& pool_;
 };
