@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <cstring>
 #include <stdexcept>
+#include <vector>
 
 namespace trellis::trace {
 namespace {
@@ -79,10 +80,12 @@ std::string random_uuid() {
 
 std::string random_id_hex(size_t bytes) {
   thread_local IdGenerator generator;
+  if (bytes == 0) return "";
+  unsigned char on_stack[64];  // ids are 8 or 16 bytes: no allocation for them
+  std::vector<unsigned char> on_heap(bytes > sizeof(on_stack) ? bytes : 0);
+  unsigned char* raw = on_heap.empty() ? on_stack : on_heap.data();
   std::string out;
   do {
-    unsigned char raw[64];
-    bytes = std::min(bytes, sizeof(raw));
     for (size_t i = 0; i < bytes; i += 8) {
       auto word = generator.next();
       std::memcpy(raw + i, &word, std::min<size_t>(8, bytes - i));

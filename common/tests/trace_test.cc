@@ -67,6 +67,8 @@ TEST(RandomIdHex, GivesLowercaseHexOfTheRequestedLengthAndNoRepeats) {
     ASSERT_TRUE(seen.insert(id).second) << "repeated id " << id;
   }
   EXPECT_EQ(random_id_hex(5).size(), 10u);  // not a multiple of 8
+  EXPECT_EQ(random_id_hex(0), "");          // returns (an empty id cannot be "not all zero")
+  EXPECT_EQ(random_id_hex(100).size(), 200u);
 }
 
 TEST(RandomIdHex, EachThreadHasItsOwnSequence) {

@@ -36,7 +36,7 @@ std::string new_request_id();
 // `bytes` bytes from the OS's cryptographic generator, as lowercase hex: for secrets and token
 // ids.
 std::string random_hex(size_t bytes);
-// `bytes` (at most 64) random bytes as lowercase hex, never all zero, from a per-thread generator
+// `bytes` random bytes as lowercase hex, never all zero (empty for 0), from a per-thread generator
 // seeded by the OS: for request, trace and span ids, which must be unique but are not secrets.
 // Much cheaper than random_hex (no call into OpenSSL, whose fork check costs a getpid syscall).
 std::string random_id_hex(size_t bytes);
