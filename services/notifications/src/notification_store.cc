@@ -1,7 +1,11 @@
 #include "trellis/notifications/notification_store.h"
 
+#include <algorithm>
 #include <limits>
+#include <map>
+#include <nlohmann/json.hpp>
 #include <pqxx/pqxx>
+#include <utility>
 
 namespace trellis::notifications {
 namespace {
@@ -40,6 +44,16 @@ void NotificationStore::prepare(pqxx::connection& c) {
             "VALUES ($1, $2, $3::uuid, $4, $5::uuid, $6) "
             "ON CONFLICT (source, event_id) DO NOTHING RETURNING " +
                 columns);
+  // A batch in one statement, inserted in batch order (seq follows it). Rows whose event was
+  // recorded before are not returned; the caller looks them up one by one (redeliveries: rare).
+  c.prepare("notifications_insert_many",
+            "INSERT INTO notifications (source, event_id, user_id, type, order_id, title) "
+            "SELECT x.source, x.event_id, x.user_id, x.type, x.order_id, x.title "
+            "FROM ROWS FROM (jsonb_to_recordset($1::jsonb) AS (source text, event_id bigint, "
+            "user_id uuid, type text, order_id uuid, title text)) WITH ORDINALITY "
+            "AS x(source, event_id, user_id, type, order_id, title, position) "
+            "ORDER BY x.position ON CONFLICT (source, event_id) DO NOTHING RETURNING " +
+                columns + ", source, event_id");
   c.prepare("notifications_by_event",
             "SELECT " + columns + " FROM notifications WHERE source = $1 AND event_id = $2");
   c.prepare("notifications_list", "SELECT " + columns +
@@ -73,10 +87,37 @@ Recorded NotificationStore::record(const NewNotification& n) {
 }
 
 std::vector<Recorded> NotificationStore::record_all(const std::vector<NewNotification>& batch) {
+  if (batch.empty()) return {};
+  auto rows = nlohmann::json::array();
+  for (const auto& n : batch) {
+    rows.push_back({{"source", n.source},
+                    {"event_id", n.event_id},
+                    {"user_id", n.user_id},
+                    {"type", n.type},
+                    {"order_id", n.order_id},
+                    {"title", n.title}});
+  }
+  // Invalid UTF-8 becomes U+FFFD here; one-by-one recording would refuse it as poison instead.
+  auto json = rows.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   return db::with_transaction(pool_, [&](pqxx::work& tx) {
+    std::map<std::pair<std::string, int64_t>, NotificationRecord> inserted;
+    for (const auto& row : tx.exec_prepared("notifications_insert_many", json)) {
+      inserted.emplace(std::pair(row[8].as<std::string>(), row[9].as<int64_t>()), read_row(row));
+    }
     std::vector<Recorded> out;
     out.reserve(batch.size());
-    for (const auto& n : batch) out.push_back(record_in(tx, n));
+    for (const auto& n : batch) {
+      auto it = inserted.find({n.source, n.event_id});
+      if (it == inserted.end()) {
+        out.push_back(record_in(tx, n));  // recorded before (or concurrently by another replica)
+        continue;
+      }
+      // The batch may hold one event twice: the first made it, the second finds it.
+      bool first = std::none_of(out.begin(), out.end(), [&](const Recorded& r) {
+        return r.notification.id == it->second.id;
+      });
+      out.push_back(Recorded{it->second, first});
+    }
     return out;
   });
 }

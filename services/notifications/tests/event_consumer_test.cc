@@ -246,6 +246,33 @@ TEST_F(EventConsumerTest, ABatchIsRecordedInOneTransaction) {
   EXPECT_EQ(tx.exec1("SELECT count(DISTINCT xmin::text) FROM notifications")[0].as<int>(), 1);
 }
 
+TEST_F(EventConsumerTest, RecordAllKeepsBatchOrderAndFindsEarlierAndRepeatedEvents) {
+  auto user = random_uuid();
+  auto event = [&](int64_t event_id) {
+    NewNotification n;
+    n.source = consumer_config_.stream;
+    n.event_id = event_id;
+    n.user_id = user;
+    n.type = "order.created";
+    n.order_id = random_uuid();
+    n.title = "Order " + std::to_string(event_id);
+    return n;
+  };
+  auto earlier = store_->record(event(50));
+  ASSERT_TRUE(earlier.created);
+  auto results = store_->record_all({event(52), event(50), event(51), event(52)});
+  ASSERT_EQ(results.size(), 4u);
+  EXPECT_TRUE(results[0].created);
+  EXPECT_FALSE(results[1].created);  // recorded before the batch
+  EXPECT_EQ(results[1].notification.id, earlier.notification.id);
+  EXPECT_TRUE(results[2].created);
+  EXPECT_FALSE(results[3].created);  // repeated within the batch
+  EXPECT_EQ(results[3].notification.id, results[0].notification.id);
+  EXPECT_EQ(results[2].notification.title, "Order 51");
+  EXPECT_LT(results[0].notification.seq, results[2].notification.seq);  // seq follows the batch
+  EXPECT_EQ(count(), 3);
+}
+
 TEST_F(EventConsumerTest, ARowTheDatabaseRefusesFailsAloneInItsBatch) {
   admin_db("ALTER TABLE notifications ADD CONSTRAINT refuse_13 CHECK (event_id <> 13)");
   auto user = random_uuid();
