@@ -105,6 +105,11 @@ std::vector<StreamEntry> EventConsumer::claim_idle() {
   expect_ok(reply, "XAUTOCLAIM");
   if (reply.elements.size() < 2) return {};
   claim_cursor_ = reply.elements[0].str.empty() ? "0-0" : reply.elements[0].str;
+  // Redis 7 drops pending entries that were trimmed from the stream and names them here.
+  if (reply.elements.size() >= 3 && !reply.elements[2].elements.empty()) {
+    log::warn("pending stream entries were trimmed away before they were processed",
+              {{"count", static_cast<int64_t>(reply.elements[2].elements.size())}});
+  }
   auto entries = parse_entries(reply.elements[1]);
   fill_deliveries(entries);
   if (!entries.empty()) {
@@ -133,7 +138,7 @@ void EventConsumer::process(const std::vector<StreamEntry>& entries, ConsumeRoun
   std::vector<std::string> acknowledged;
   // Recorded notifications, each with the entries acknowledged once its push succeeded.
   std::vector<NotificationRecord> to_push;
-  std::vector<std::vector<std::string>> push_sources;
+  std::vector<std::vector<const StreamEntry*>> push_sources;
   std::vector<std::pair<const StreamEntry*, std::string>> dead;
   std::exception_ptr infrastructure_failure;
 
@@ -163,9 +168,9 @@ void EventConsumer::process(const std::vector<StreamEntry>& entries, ConsumeRoun
                                [&](const auto& n) { return n.id == result.notification.id; });
     if (queued == to_push.end()) {
       to_push.push_back(result.notification);
-      push_sources.push_back({entry.id});
+      push_sources.push_back({&entry});
     } else {
-      push_sources[queued - to_push.begin()].push_back(entry.id);
+      push_sources[queued - to_push.begin()].push_back(&entry);
     }
   };
 
@@ -174,7 +179,10 @@ void EventConsumer::process(const std::vector<StreamEntry>& entries, ConsumeRoun
   std::vector<NewNotification> batch;
   for (const auto& entry : entries) {
     ++round.entries;
-    if (entry.fields.empty()) {  // trimmed from the stream: nothing left to process
+    if (entry.fields.empty()) {
+      // Trimmed from the stream before it was processed (a long outage): nothing is left to
+      // process, and a notification recorded from it earlier but not pushed will not be pushed.
+      log::warn("pending stream entry was trimmed away", {{"entry", entry.id}});
       acknowledged.push_back(entry.id);
       continue;
     }
@@ -221,7 +229,16 @@ void EventConsumer::process(const std::vector<StreamEntry>& entries, ConsumeRoun
     }
   }
 
-  // Dead letters first: an entry is acknowledged only once its copy is safely in that stream.
+  // 3. Push. The stream's pending list, not a column, remembers what still needs a push: an entry
+  // whose push failed stays pending and is claimed again after claim_idle_ms, up to
+  // max_deliveries; then it goes to the dead letters like a poison entry.
+  for (const auto& [entry, error] : push(to_push, push_sources, acknowledged, round)) {
+    ++round.failed;
+    if (events_) events_->with({"failed"}).inc();
+    if (entry->deliveries >= config_.max_deliveries) dead.emplace_back(entry, error);
+  }
+
+  // 4. Dead letters: an entry is acknowledged only once its copy is safely in that stream.
   if (!dead.empty()) {
     std::vector<std::vector<std::string>> commands;
     for (const auto& [entry, error] : dead) {
@@ -247,9 +264,6 @@ void EventConsumer::process(const std::vector<StreamEntry>& entries, ConsumeRoun
                   {"error", dead[i].second}});
     }
   }
-  // The stream's pending list, not a column, remembers what still needs a push: an entry whose
-  // push failed stays pending and is claimed again after claim_idle_ms.
-  push(to_push, push_sources, acknowledged, round);
   if (!acknowledged.empty()) {
     std::vector<std::string> command = {"XACK", config_.stream, config_.group};
     command.insert(command.end(), acknowledged.begin(), acknowledged.end());
@@ -258,10 +272,12 @@ void EventConsumer::process(const std::vector<StreamEntry>& entries, ConsumeRoun
   if (infrastructure_failure) std::rethrow_exception(infrastructure_failure);
 }
 
-void EventConsumer::push(const std::vector<NotificationRecord>& notifications,
-                         const std::vector<std::vector<std::string>>& sources,
-                         std::vector<std::string>& acknowledged, ConsumeRound& round) {
-  if (notifications.empty()) return;
+std::vector<std::pair<const StreamEntry*, std::string>> EventConsumer::push(
+    const std::vector<NotificationRecord>& notifications,
+    const std::vector<std::vector<const StreamEntry*>>& sources,
+    std::vector<std::string>& acknowledged, ConsumeRound& round) {
+  std::vector<std::pair<const StreamEntry*, std::string>> failed;
+  if (notifications.empty()) return failed;
   std::vector<std::vector<std::string>> commands;
   for (const auto& notification : notifications) {
     commands.push_back(pusher_.push_command(notification));
@@ -272,13 +288,15 @@ void EventConsumer::push(const std::vector<NotificationRecord>& notifications,
     if (replies[i].is_error()) {
       log::warn("push failed, the event stays pending and is retried",
                 {{"notification_id", notifications[i].id}, {"error", replies[i].str}});
+      for (const auto* entry : sources[i]) failed.emplace_back(entry, "push: " + replies[i].str);
       continue;
     }
     ++pushed;
-    acknowledged.insert(acknowledged.end(), sources[i].begin(), sources[i].end());
+    for (const auto* entry : sources[i]) acknowledged.push_back(entry->id);
   }
   round.pushed += pushed;
   if (delivered_push_) delivered_push_->inc(pushed);
+  return failed;
 }
 
 void EventConsumer::update_pending_gauge() {

@@ -171,6 +171,7 @@ TEST_F(EventConsumerTest, AnEventWhosePushFailedStaysPendingAndIsPushedWhenClaim
   auto user = random_uuid(), order = random_uuid();
   // The fan-out stream's key holds a string: every XADD to it fails.
   redis_client_->command({"SET", push_config_.stream, "not a stream"});
+  consumer_config_.max_deliveries = 100;  // retried, not dead-lettered, in this test
   publish(31, user, order);
   auto consumer = make_consumer();
   run_until(*consumer, [&] { return count() == 1; });
@@ -184,6 +185,25 @@ TEST_F(EventConsumerTest, AnEventWhosePushFailedStaysPendingAndIsPushedWhenClaim
   EXPECT_EQ(nlohmann::json::parse(fan_out.elements[0].elements[1].elements.at(5).str)["order_id"],
             order);
   redis_client_->command({"DEL", push_config_.user_stream_prefix + user});
+}
+
+TEST_F(EventConsumerTest, AnEventWhosePushKeepsFailingGoesToTheDeadLettersAfterMaxDeliveries) {
+  auto user = random_uuid();
+  redis_client_->command({"SET", push_config_.stream, "not a stream"});
+  publish(32, user, random_uuid());
+  auto consumer = make_consumer();  // max_deliveries 2
+  run_until(*consumer, [&] {
+    return redis_client_->command({"XLEN", consumer_config_.dead_letter_stream}).integer == 1 &&
+           pending() == 0;
+  });
+  EXPECT_EQ(count(), 1);  // in the inbox all the same
+  auto dead = redis_client_->command({"XRANGE", consumer_config_.dead_letter_stream, "-", "+"});
+  std::map<std::string, std::string> fields;
+  const auto& values = dead.elements.at(0).elements.at(1).elements;
+  for (size_t i = 0; i + 1 < values.size(); i += 2) fields[values[i].str] = values[i + 1].str;
+  EXPECT_EQ(fields["error"].rfind("push: ", 0), 0u) << fields["error"];
+  EXPECT_NE(fields["error"].find("WRONGTYPE"), std::string::npos) << fields["error"];
+  redis_client_->command({"DEL", push_config_.stream, push_config_.user_stream_prefix + user});
 }
 
 TEST_F(EventConsumerTest, ADuplicateFromAnEarlierDeliveryIsPushedAgain) {

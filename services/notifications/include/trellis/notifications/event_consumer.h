@@ -18,6 +18,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "trellis/common/background_loop.h"
@@ -67,10 +68,12 @@ class EventConsumer {
   std::vector<StreamEntry> claim_idle();
   void fill_deliveries(std::vector<StreamEntry>& entries);
   void process(const std::vector<StreamEntry>& entries, ConsumeRound& round);
-  // Pushes each notification; on success its source entries join `acknowledged`.
-  void push(const std::vector<NotificationRecord>& notifications,
-            const std::vector<std::vector<std::string>>& sources,
-            std::vector<std::string>& acknowledged, ConsumeRound& round);
+  // Pushes each notification; on success its source entries join `acknowledged`. Returns the
+  // source entries of the pushes that failed, with the error.
+  std::vector<std::pair<const StreamEntry*, std::string>> push(
+      const std::vector<NotificationRecord>& notifications,
+      const std::vector<std::vector<const StreamEntry*>>& sources,
+      std::vector<std::string>& acknowledged, ConsumeRound& round);
   void update_pending_gauge();
 
   NotificationStore& store_;

@@ -5,8 +5,8 @@
 //   PEXPIRE <user stream> <user_stream_ttl_s>        -- the user's resume log (Last-Event-ID)
 //   XADD <stream> MAXLEN ~ <stream_maxlen> * user_id <user_id> id <id> notification <json>
 // Every gateway XREADs <stream> (fan-out to all replicas) and delivers to that user's connections;
-// `id` is the event id clients see and resume from. Pushing is at least once: a notification is
-// marked pushed after the script ran, and one whose mark was lost is pushed again by the sweep, so
+// `id` is the event id clients see and resume from. Pushing is at least once: the event's stream
+// entry is acknowledged after the script ran, and an entry delivered again is pushed again, so
 // clients deduplicate on the notification's own id.
 #pragma once
 
