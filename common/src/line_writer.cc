@@ -1,8 +1,10 @@
 #include "trellis/common/line_writer.h"
 
+#include <poll.h>
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 
 namespace trellis::log {
@@ -43,7 +45,13 @@ void LineWriter::append(std::string_view line, bool urgent) {
 }
 
 void LineWriter::flush() {
-  write_pending();
+  std::lock_guard writing(write_mutex_);
+  write_pending_locked();
+}
+
+void LineWriter::flush_unless_busy() {
+  std::unique_lock writing(write_mutex_, std::try_to_lock);
+  if (writing.owns_lock()) write_pending_locked();
 }
 
 size_t LineWriter::dropped_lines() const {
@@ -71,6 +79,10 @@ void LineWriter::run() {
 
 void LineWriter::write_pending() {
   std::lock_guard writing(write_mutex_);
+  write_pending_locked();
+}
+
+void LineWriter::write_pending_locked() {
   writing_.clear();
   size_t dropped;
   {
@@ -90,7 +102,19 @@ void LineWriter::write_pending() {
   while (done < writing_.size()) {
     auto n = ::write(fd_, writing_.data() + done, writing_.size() - done);
     if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return;  // nowhere to write to (closed pipe): nothing else can be done
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {  // a non-blocking stdout
+      pollfd ready{fd_, POLLOUT, 0};
+      if (::poll(&ready, 1, 1000) >= 0) continue;
+    }
+    if (n <= 0) {
+      // Nowhere to write to (a closed pipe): count what is lost; the next batch says so.
+      auto lost = static_cast<size_t>(
+          std::count(writing_.begin() + static_cast<std::ptrdiff_t>(done), writing_.end(), '\n'));
+      std::lock_guard lock(queue_mutex_);
+      dropped_ += lost;
+      dropped_total_ += lost;
+      break;
+    }
     done += static_cast<size_t>(n);
   }
   // A burst must not pin its buffer size for the life of the process.

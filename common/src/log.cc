@@ -245,8 +245,10 @@ void write(Level level, std::string_view message, std::span<const Field> fields,
            std::span<const Field> more) {
   auto& s = state();
   if (level < s.min_level) return;
-  // Warnings and errors are written at once: they may be the last lines before a crash.
+  // Warnings are written at once by the writer thread; errors, which may be the last lines before
+  // a crash, by this thread unless a write is under way (a stalled stdout never blocks two).
   s.output->append(render(level, s.component, message, fields, more), level >= Level::kWarn);
+  if (level >= Level::kError) s.output->flush_unless_busy();
 }
 
 RequestLog::RequestLog(std::string request_id, std::string trace_id, std::string span_id) {

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <poll.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -136,6 +137,29 @@ TEST(LineWriter, FlushWritesEverythingQueuedBeforeItReturns) {
   writer.append("b");
   writer.flush();
   EXPECT_EQ(pipe.read_once(0ms), "a\nb\n");
+}
+
+TEST(LineWriter, FlushUnlessBusyWritesFromTheCallingThread) {
+  Pipe pipe;
+  LineWriter writer(pipe.write_fd, {.flush_interval = 60s});
+  writer.append("last words", /*urgent=*/true);
+  writer.flush_unless_busy();
+  EXPECT_EQ(pipe.read_at_least(11, 2000ms), "last words\n");
+}
+
+TEST(LineWriter, CountsLinesItCouldNotWrite) {
+  auto previous = ::signal(SIGPIPE, SIG_IGN);  // a closed pipe answers EPIPE instead
+  {
+    Pipe pipe;
+    ::close(pipe.read_fd);
+    pipe.read_fd = ::open("/dev/null", O_RDONLY);  // for the destructor
+    LineWriter writer(pipe.write_fd, {.flush_interval = 60s});
+    writer.append("one");
+    writer.append("two");
+    writer.flush();
+    EXPECT_EQ(writer.dropped_lines(), 2u);
+  }
+  ::signal(SIGPIPE, previous);
 }
 
 TEST(LineWriter, DropsAndCountsLinesBeyondTheLimitAndSaysSo) {

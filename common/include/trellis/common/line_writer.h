@@ -37,11 +37,15 @@ class LineWriter {
   void append(std::string_view line, bool urgent = false);
   // Writes everything queued so far before it returns (shutdown, tests).
   void flush();
+  // Writes what is queued from the calling thread unless a write is under way already (then that
+  // one will): for the lines that may be a process's last (errors before a crash).
+  void flush_unless_busy();
   size_t dropped_lines() const;
 
  private:
   void run();
   void write_pending();
+  void write_pending_locked();  // with write_mutex_ held
 
   const int fd_;
   const LineWriterOptions options_;
