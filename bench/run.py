@@ -41,6 +41,7 @@ sys.path.insert(0, str(REPO / "tests" / "e2e"))  # the e2e harness starts the st
 
 import push  # noqa: E402  (bench/push.py)
 import stack as local  # noqa: E402
+from replicas import wait_for  # noqa: E402  (tests/e2e/replicas.py)
 
 PASSWORD = "bench-password-1234"
 ITEMS = [{"sku": "BOOK-1", "quantity": 2, "unit_price_cents": 1500}]
@@ -285,25 +286,24 @@ def quiesce(stack, timeout_s: float = 120) -> str | None:
     waiting for the relay, no stream entry waiting for the notifications consumer; then a
     CHECKPOINT, so that no measurement pays for the previous one's dirty pages. Returns what was
     still busy after `timeout_s`, or None."""
-    deadline = time.monotonic() + timeout_s
-    busy = None
-    while time.monotonic() < deadline:
+    busy = []
+
+    def settled() -> bool:
         pending, unpublished = stack.sql(
             "SELECT (SELECT count(*) FROM orders WHERE status = 'PENDING'), "
             "(SELECT count(*) FROM outbox WHERE published_at IS NULL)",
             dbname=stack.orders_db_name)[0]
-        groups = stack.redis_cli("XINFO", "GROUPS", stack.orders_stream).split("\n")
-        fields = dict(zip(groups[0::2], groups[1::2]))
-        stream_waiting = sum(int(fields.get(k) or 0) for k in ("pending", "lag")
-                             if (fields.get(k) or "0").isdigit())
-        busy = (f"{pending} orders pending, {unpublished} outbox rows unpublished, "
-                f"{stream_waiting} stream entries not consumed")
-        if pending == unpublished == "0" and stream_waiting == 0:
-            busy = None
-            break
-        time.sleep(0.5)
+        # redis-cli prints the (one) group's fields as name, value lines; lag may be empty.
+        lines = stack.redis_cli("XINFO", "GROUPS", stack.orders_stream).split("\n")
+        group = dict(zip(lines[0::2], lines[1::2]))
+        waiting = sum(int(group[k]) for k in ("pending", "lag") if group.get(k, "").isdigit())
+        busy[:] = [f"{pending} orders pending, {unpublished} outbox rows unpublished, "
+                   f"{waiting} stream entries not consumed"]
+        return pending == unpublished == "0" and waiting == 0
+
+    done = wait_for(settled, timeout=timeout_s, interval=0.5)
     stack.sql("CHECKPOINT")
-    return busy
+    return None if done else busy[0]
 
 
 def sign_up_users(stack, count: int) -> list[dict]:

@@ -20,7 +20,7 @@ LineWriter::~LineWriter() {
   }
   wake_.notify_one();
   thread_.join();
-  write_pending();
+  flush();
 }
 
 void LineWriter::append(std::string_view line, bool urgent) {
@@ -72,14 +72,9 @@ void LineWriter::run() {
     wake_.wait_for(lock, options_.flush_interval,
                    [&] { return stopping_ || urgent_ || pending_.size() >= options_.batch_bytes; });
     lock.unlock();
-    write_pending();
+    flush();
     lock.lock();
   }
-}
-
-void LineWriter::write_pending() {
-  std::lock_guard writing(write_mutex_);
-  write_pending_locked();
 }
 
 void LineWriter::write_pending_locked() {

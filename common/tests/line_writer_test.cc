@@ -1,4 +1,5 @@
 #include "trellis/common/line_writer.h"
+#include "trellis/testing/support.h"
 
 #include <fcntl.h>
 #include <gtest/gtest.h>
@@ -54,8 +55,7 @@ struct Pipe {
   // Reads until `bytes` arrived or `timeout` passed.
   std::string read_at_least(size_t bytes, std::chrono::milliseconds timeout) {
     std::string out;
-    auto deadline = Clock::now() + timeout;
-    while (out.size() < bytes && Clock::now() < deadline) out += read_once(50ms);
+    testing::wait_until([&] { return (out += read_once(0ms)).size() >= bytes; }, timeout);
     return out;
   }
 };

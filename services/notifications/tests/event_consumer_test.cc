@@ -107,6 +107,15 @@ class EventConsumerTest : public ::testing::Test {
     return tx.exec1("SELECT count(*) FROM notifications WHERE " + where)[0].as<int64_t>();
   }
 
+  // The fields of the first entry of the dead-letter stream.
+  std::map<std::string, std::string> first_dead_letter() {
+    auto dead = redis_client_->command({"XRANGE", consumer_config_.dead_letter_stream, "-", "+"});
+    std::map<std::string, std::string> fields;
+    const auto& values = dead.elements.at(0).elements.at(1).elements;
+    for (size_t i = 0; i + 1 < values.size(); i += 2) fields[values[i].str] = values[i + 1].str;
+    return fields;
+  }
+
   int64_t pending() {
     auto reply =
         redis_client_->command({"XPENDING", consumer_config_.stream, consumer_config_.group});
@@ -197,10 +206,7 @@ TEST_F(EventConsumerTest, AnEventWhosePushKeepsFailingGoesToTheDeadLettersAfterM
            pending() == 0;
   });
   EXPECT_EQ(count(), 1);  // in the inbox all the same
-  auto dead = redis_client_->command({"XRANGE", consumer_config_.dead_letter_stream, "-", "+"});
-  std::map<std::string, std::string> fields;
-  const auto& values = dead.elements.at(0).elements.at(1).elements;
-  for (size_t i = 0; i + 1 < values.size(); i += 2) fields[values[i].str] = values[i + 1].str;
+  auto fields = first_dead_letter();
   EXPECT_EQ(fields["error"].rfind("push: ", 0), 0u) << fields["error"];
   EXPECT_NE(fields["error"].find("WRONGTYPE"), std::string::npos) << fields["error"];
   redis_client_->command({"DEL", push_config_.stream, push_config_.user_stream_prefix + user});
@@ -246,10 +252,7 @@ TEST_F(EventConsumerTest, APoisonEntryGoesToTheDeadLetterStreamAfterMaxDeliverie
   });
   EXPECT_EQ(count(), 1);  // the good one was not held up
   run_until(*consumer, [&] { return pending() == 0; });
-  auto dead = redis_client_->command({"XRANGE", consumer_config_.dead_letter_stream, "-", "+"});
-  std::map<std::string, std::string> fields;
-  const auto& values = dead.elements.at(0).elements.at(1).elements;
-  for (size_t i = 0; i + 1 < values.size(); i += 2) fields[values[i].str] = values[i + 1].str;
+  auto fields = first_dead_letter();
   EXPECT_EQ(fields["user_id"], "not-a-uuid");
   EXPECT_EQ(fields["error"], "user_id is not a UUID");
   EXPECT_EQ(fields["deliveries"], "2");

@@ -44,7 +44,6 @@ class LineWriter {
 
  private:
   void run();
-  void write_pending();
   void write_pending_locked();  // with write_mutex_ held
 
   const int fd_;
