@@ -47,9 +47,10 @@ FilterList build_filter_chain(GatewayServices& s) {
   // WebSocket message) and hands the connection over; everything else goes on.
   if (s.push)
     chain.push_back(std::make_unique<PushFilter>(*s.push, auth_config(s.config), s.keys, s.redis));
-  chain.push_back(std::make_unique<AuthFilter>(auth_config(s.config), s.keys, s.redis, s.metrics));
+  chain.push_back(
+      std::make_unique<AuthFilter>(auth_config(s.config), s.keys, s.tracked, s.metrics));
   chain.push_back(std::make_unique<RateLimitFilter>(RateLimitStage::kAfterAuth, limits));
-  chain.push_back(std::make_unique<CacheFilter>(s.config.cache, s.redis, s.metrics));
+  chain.push_back(std::make_unique<CacheFilter>(s.config.cache, s.redis, s.tracked, s.metrics));
   auto guards = std::make_shared<UpstreamGuards>(s.config.upstream_policies, s.metrics);
   chain.push_back(std::make_unique<UpstreamGuardFilter>(guards));
   chain.push_back(

@@ -85,6 +85,10 @@ GatewayConfig load_gateway_config(const std::string& path) {
   out.redis_port = static_cast<int>(redis.get_int("port", out.redis_port, 1, 65535));
   out.redis_command_timeout_ms =
       static_cast<int>(redis.get_int("command_timeout_ms", out.redis_command_timeout_ms, 1, 60000));
+  out.redis_tracked_keys =
+      static_cast<int>(redis.get_int("tracked_keys", out.redis_tracked_keys, 0, 10000000));
+  out.redis_tracking_heartbeat_ms = static_cast<int>(
+      redis.get_int("tracking_heartbeat_ms", out.redis_tracking_heartbeat_ms, 10, 60000));
   redis.reject_unknown_keys();
 
   auto shutdown = root.get_object("shutdown");

@@ -23,8 +23,11 @@
 #include "trellis/gateway/push_protocol.h"
 #include "trellis/gateway/readiness.h"
 #include "trellis/gateway/redis_client.h"
+#include "trellis/gateway/response_cache.h"
 #include "trellis/gateway/route_table.h"
 #include "trellis/gateway/stream_invalidator.h"
+#include "trellis/gateway/token_verifier.h"
+#include "trellis/gateway/tracked_keys.h"
 #include "trellis/gateway/upstreams.h"
 
 namespace {
@@ -84,6 +87,12 @@ int run(const std::string& config_path) {
   auto redis = RedisClient::create(io, redis_options);
   redis->attach_metrics(registry, "shared");
   redis->start();
+  TrackedKeys tracked(io, redis_options, redis,
+                      {static_cast<size_t>(config.redis_tracked_keys),
+                       config.redis_tracking_heartbeat_ms,
+                       {std::string(kRevokedKeyPrefix), std::string(kCacheGenerationPrefix)}},
+                      registry);
+  tracked.start();
   StreamInvalidator invalidator(io, redis_options, config.cache.invalidation_streams);
   invalidator.start();
   KeyCache keys;
@@ -100,6 +109,7 @@ int run(const std::string& config_path) {
                            routes,
                            upstreams,
                            *redis,
+                           tracked,
                            keys,
                            readiness,
                            openapi_document(),
@@ -140,6 +150,7 @@ int run(const std::string& config_path) {
       if (admin_server) admin_server->drain();
       background.stop();
       invalidator.stop();
+      tracked.stop();
       push.drain();  // WebSocket close 1001, SSE end of body
       push.stop();
       drain(io, server, push, std::make_shared<asio::steady_timer>(io),

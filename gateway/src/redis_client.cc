@@ -22,6 +22,7 @@
 #include <cctype>
 #include <chrono>
 #include <exception>
+#include <optional>
 #include <string_view>
 
 #include "trellis/common/log.h"
@@ -111,10 +112,12 @@ bool breaks_reply_pairing(const std::vector<std::string>& args) {
 
 class RedisClient::Impl : public std::enable_shared_from_this<Impl> {
  public:
-  Impl(asio::io_context& io, RedisOptions options)
+  Impl(asio::io_context& io, RedisOptions options,
+       std::optional<RedisSubscription> subscription = std::nullopt)
       : io_(io),
         strand_(asio::make_strand(io)),
         options_(std::move(options)),
+        subscription_(std::move(subscription)),
         resolver_(strand_),
         connect_timer_(strand_),
         reconnect_timer_(strand_),
@@ -162,6 +165,7 @@ class RedisClient::Impl : public std::enable_shared_from_this<Impl> {
   const char* refusal_for(const std::vector<std::string>& args) const {
     if (stop_requested_) return "stopped";
     if (args.empty()) return "empty command";
+    if (subscription_) return "subscriber connection";
     if (breaks_reply_pairing(args)) return "unsupported command";
     if (!connected_) return "not connected";  // fail fast: callers have fallbacks, no queueing
     return nullptr;
@@ -181,8 +185,10 @@ class RedisClient::Impl : public std::enable_shared_from_this<Impl> {
     bool want[2] = {false, false};          // hiredis' current interest
     bool wait_pending[2] = {false, false};  // an async_wait is queued
     bool update_posted = false;
-    bool ready = false;   // AUTH and PING succeeded
-    std::string failure;  // why we dropped it ourselves, for the log
+    bool ready = false;     // AUTH and PING succeeded (subscriber: and every channel subscribed)
+    std::string client_id;  // subscriber: CLIENT ID, for the setup commands
+    size_t confirmed = 0;   // subscriber: channels whose subscription Redis confirmed
+    std::string failure;    // why we dropped it ourselves, for the log
   };
 
   // One command waiting for its reply; touched on the strand only.
@@ -197,9 +203,10 @@ class RedisClient::Impl : public std::enable_shared_from_this<Impl> {
   // hiredis' privdata for each command: owned by hiredis until it calls on_reply exactly once
   // (with the reply, or with null when the context is freed).
   struct ReplyTicket {
-    enum class Kind { kCommand, kAuth, kPing };
+    enum class Kind { kCommand, kAuth, kPing, kClientId, kSetup };
     Kind kind;
     std::shared_ptr<PendingCommand> pending;  // kCommand only
+    size_t step = 0;                          // kSetup: index into the subscription's setup
   };
 
   // ---- Connection lifecycle (strand) ----
@@ -283,37 +290,102 @@ class RedisClient::Impl : public std::enable_shared_from_this<Impl> {
   }
 
   void send_internal(Connection& connection, ReplyTicket::Kind kind,
-                     std::initializer_list<std::string_view> args) {
+                     const std::vector<std::string_view>& args, size_t step = 0,
+                     redisCallbackFn* callback = &on_reply) {
     std::vector<const char*> argv;
     std::vector<size_t> lengths;
     for (auto arg : args) {
       argv.push_back(arg.data());
       lengths.push_back(arg.size());
     }
-    auto* ticket = new ReplyTicket{kind, nullptr};
-    if (redisAsyncCommandArgv(connection.context, &on_reply, ticket, static_cast<int>(argv.size()),
+    auto* ticket = callback == &on_reply ? new ReplyTicket{kind, nullptr, step} : nullptr;
+    if (redisAsyncCommandArgv(connection.context, callback, ticket, static_cast<int>(argv.size()),
                               argv.data(), lengths.data()) != REDIS_OK) {
       delete ticket;  // not registered; the connect timeout will drop this attempt
     }
   }
 
-  void on_handshake_reply(Connection& connection, ReplyTicket::Kind kind, const redisReply* reply) {
+  void fail_handshake(Connection& connection, std::string why) {
+    connection.failure = std::move(why);
+    // hiredis must not be freed from inside its own reply callback.
+    asio::post(strand_,
+               [self = shared_from_this(), c = connection.shared_from_this()] { self->drop(c); });
+  }
+
+  void on_handshake_reply(Connection& connection, const ReplyTicket& ticket,
+                          const redisReply* reply) {
     if (reply == nullptr || connection.dead() || !connection.failure.empty()) return;
+    using Kind = ReplyTicket::Kind;
     if (reply->type == REDIS_REPLY_ERROR) {
+      static constexpr const char* kLabels[] = {
+          "", "AUTH failed: ", "PING failed: ", "CLIENT ID failed: ", "setup failed: "};
       // The server's text never contains the password.
-      connection.failure = (kind == ReplyTicket::Kind::kAuth ? "AUTH failed: " : "PING failed: ") +
-                           std::string(reply->str, reply->len);
-      // hiredis must not be freed from inside its own reply callback.
-      asio::post(strand_,
-                 [self = shared_from_this(), c = connection.shared_from_this()] { self->drop(c); });
+      fail_handshake(connection,
+                     kLabels[static_cast<int>(ticket.kind)] + std::string(reply->str, reply->len));
       return;
     }
-    if (kind != ReplyTicket::Kind::kPing) return;
+    if (ticket.kind == Kind::kAuth) return;
+    if (!subscription_) {
+      mark_ready(connection, "redis connected");
+      return;
+    }
+    // Subscriber: CLIENT ID, then the setup commands one by one, then SUBSCRIBE.
+    if (ticket.kind == Kind::kPing) {
+      send_internal(connection, Kind::kClientId, {"CLIENT", "ID"});
+      return;
+    }
+    size_t next = 0;
+    if (ticket.kind == Kind::kClientId) {
+      connection.client_id = std::to_string(reply->integer);
+    } else {
+      next = ticket.step + 1;
+    }
+    if (next < subscription_->setup.size()) {
+      std::vector<std::string_view> args;
+      for (const auto& arg : subscription_->setup[next]) {
+        args.push_back(arg == RedisSubscription::kClientIdPlaceholder
+                           ? std::string_view(connection.client_id)
+                           : std::string_view(arg));
+      }
+      send_internal(connection, Kind::kSetup, args, next);
+      return;
+    }
+    std::vector<std::string_view> args = {"SUBSCRIBE"};
+    for (const auto& channel : subscription_->channels) args.push_back(channel);
+    send_internal(connection, Kind::kSetup, args, 0, &on_subscription_reply);
+  }
+
+  void mark_ready(Connection& connection, const char* message) {
     connection.ready = true;
     connect_timer_.cancel();
     backoff_ms_ = initial_backoff_ms_;
     if (!stop_requested_) connected_ = true;
-    log::info("redis connected", {{"host", options_.host}, {"port", options_.port}});
+    log::info(message, {{"host", options_.host}, {"port", options_.port}});
+  }
+
+  // Every reply on a subscribed connection: confirmations and messages (null when freed).
+  static void on_subscription_reply(redisAsyncContext* context, void* reply_data, void*) {
+    auto* self = static_cast<Impl*>(context->data);
+    const auto* reply = static_cast<const redisReply*>(reply_data);
+    if (self->tearing_down_ || reply == nullptr) return;
+    without_exceptions("on_subscription_reply", [&] {
+      auto& connection = *static_cast<Connection*>(context->ev.data);
+      if (connection.dead() || !connection.failure.empty()) return;
+      if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 3 ||
+          reply->element[0]->type != REDIS_REPLY_STRING) {
+        return;
+      }
+      std::string_view kind(reply->element[0]->str, reply->element[0]->len);
+      const auto& subscription = *self->subscription_;
+      if (kind == "subscribe") {
+        if (++connection.confirmed != subscription.channels.size()) return;
+        self->mark_ready(connection, "redis subscribed");
+        if (subscription.on_subscribed) subscription.on_subscribed(true);
+      } else if (kind == "message" && connection.ready && subscription.on_message) {
+        subscription.on_message(std::string(reply->element[1]->str, reply->element[1]->len),
+                                convert_reply(*reply->element[2]));
+      }
+    });
   }
 
   // Frees the context; hiredis fails its pending callbacks and then calls hook_cleanup. Never call
@@ -336,6 +408,9 @@ class RedisClient::Impl : public std::enable_shared_from_this<Impl> {
     if (tearing_down_ || connection_.get() != &connection) return;
     connected_ = false;
     connect_timer_.cancel();
+    if (was_ready && subscription_ && subscription_->on_subscribed) {
+      subscription_->on_subscribed(false);
+    }
     if (stopped_) return;
     if (was_ready) {
       log::warn("redis disconnected",
@@ -425,7 +500,7 @@ class RedisClient::Impl : public std::enable_shared_from_this<Impl> {
     if (self->tearing_down_) return;
     without_exceptions("on_reply", [&] {
       if (ticket->kind != ReplyTicket::Kind::kCommand) {
-        self->on_handshake_reply(*static_cast<Connection*>(context->ev.data), ticket->kind, reply);
+        self->on_handshake_reply(*static_cast<Connection*>(context->ev.data), *ticket, reply);
         return;
       }
       PendingCommand& pending = *ticket->pending;
@@ -501,6 +576,7 @@ class RedisClient::Impl : public std::enable_shared_from_this<Impl> {
   asio::io_context& io_;
   Strand strand_;
   const RedisOptions options_;
+  const std::optional<RedisSubscription> subscription_;  // set: a subscriber connection
   asio::ip::tcp::resolver resolver_;
   asio::steady_timer connect_timer_;
   asio::steady_timer reconnect_timer_;
@@ -518,6 +594,13 @@ std::shared_ptr<RedisClient> RedisClient::create(boost::asio::io_context& io,
                                                  RedisOptions options) {
   return std::shared_ptr<RedisClient>(
       new RedisClient(std::make_shared<Impl>(io, std::move(options))));
+}
+
+std::shared_ptr<RedisClient> RedisClient::create_subscriber(boost::asio::io_context& io,
+                                                            RedisOptions options,
+                                                            RedisSubscription subscription) {
+  return std::shared_ptr<RedisClient>(
+      new RedisClient(std::make_shared<Impl>(io, std::move(options), std::move(subscription))));
 }
 
 RedisClient::RedisClient(std::shared_ptr<Impl> impl) : impl_(std::move(impl)) {}

@@ -7,7 +7,7 @@
 namespace trellis::gateway {
 
 std::string cache_generation_key(const std::string& route, const std::string& scope) {
-  return "trellis:cache:gen:" + route + ":" + scope;
+  return std::string(kCacheGenerationPrefix) + route + ":" + scope;
 }
 
 std::string CacheEntry::serialize() const {

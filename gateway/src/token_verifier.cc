@@ -31,10 +31,10 @@ std::string_view bearer_token(std::string_view header) {
 }
 
 std::string revoked_token_key(std::string_view token_id) {
-  return "trellis:revoked:jti:" + std::string(token_id);
+  return std::string(kRevokedKeyPrefix) + "jti:" + std::string(token_id);
 }
 std::string revoked_session_key(std::string_view session_id) {
-  return "trellis:revoked:sid:" + std::string(session_id);
+  return std::string(kRevokedKeyPrefix) + "sid:" + std::string(session_id);
 }
 
 TokenVerifier::TokenVerifier(AuthFilterConfig config, const KeyCache& keys, Clock clock)

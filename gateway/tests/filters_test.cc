@@ -21,6 +21,7 @@
 #include "trellis/gateway/readiness.h"
 #include "trellis/gateway/redis_client.h"
 #include "trellis/gateway/route_table.h"
+#include "trellis/gateway/tracked_keys.h"
 
 namespace trellis::gateway {
 namespace {
@@ -149,7 +150,7 @@ class AuthFilterTest : public ::testing::Test {
     auto request = get(path);
     if (!authorization.empty()) request.headers.emplace_back("Authorization", authorization);
     // The io_context never runs: a request that reached Redis would hang, not pass.
-    auto filter = std::make_unique<AuthFilter>(AuthFilterConfig{"iss", "aud", 30}, keys_, *redis_,
+    auto filter = std::make_unique<AuthFilter>(AuthFilterConfig{"iss", "aud", 30}, keys_, tracked_,
                                                registry_, [] { return int64_t{1'800'000'000}; });
     return run(std::move(filter), request,
                [&](Exchange& exchange) { exchange.context.route = match.route; });
@@ -169,6 +170,8 @@ class AuthFilterTest : public ::testing::Test {
   boost::asio::io_context io_;
   metrics::Registry registry_;
   std::shared_ptr<RedisClient> redis_ = RedisClient::create(io_, RedisOptions{});
+  // Never started: nothing is held locally, every check goes to (the silent) Redis.
+  TrackedKeys tracked_{io_, RedisOptions{}, redis_, {}, registry_};
   RouteTable table_ = RouteTable::from_linked_protos();
   jwt::SigningKey signing_ = jwt::SigningKey::generate("k1");
   KeyCache keys_;
@@ -215,7 +218,7 @@ TEST_F(AuthFilterTest, NoKeysYetIs503) {
   auto request = get("/v1/users/me");
   request.headers.emplace_back("Authorization", "Bearer " + token(1'800'000'900));
   auto result = run(
-      std::make_unique<AuthFilter>(AuthFilterConfig{"iss", "aud", 30}, empty, *redis_, registry_),
+      std::make_unique<AuthFilter>(AuthFilterConfig{"iss", "aud", 30}, empty, tracked_, registry_),
       request, [&](Exchange& exchange) { exchange.context.route = match.route; });
   EXPECT_EQ(result.response.status, 503);
   EXPECT_EQ(code_of(result.response), "auth_unavailable");

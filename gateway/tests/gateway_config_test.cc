@@ -23,7 +23,8 @@ TEST(GatewayConfig, ReadsEveryKey) {
     "listen": {"address": "0.0.0.0", "port": 9000}, "io_threads": 3, "log_level": "debug",
     "limits": {"max_body_bytes": 2048}, "default_timeout_ms": 700,
     "upstreams": {"users": {"target": "127.0.0.1:1"}},
-    "redis": {"host": "127.0.0.2", "port": 7000, "command_timeout_ms": 50},
+    "redis": {"host": "127.0.0.2", "port": 7000, "command_timeout_ms": 50, "tracked_keys": 0,
+              "tracking_heartbeat_ms": 200},
     "auth": {"issuer": "i", "audience": "a", "jwks_upstream": "users", "jwks_refresh_s": 5,
              "leeway_s": 10}})");
   auto config = load_gateway_config(path);
@@ -32,6 +33,8 @@ TEST(GatewayConfig, ReadsEveryKey) {
   EXPECT_EQ(config.max_body_bytes, 2048u);
   EXPECT_EQ(config.upstreams.at("users"), "127.0.0.1:1");
   EXPECT_EQ(config.redis_port, 7000);
+  EXPECT_EQ(config.redis_tracked_keys, 0);
+  EXPECT_EQ(config.redis_tracking_heartbeat_ms, 200);
   EXPECT_EQ(config.leeway_s, 10);
   std::remove(path.c_str());
 }
@@ -43,6 +46,8 @@ TEST(GatewayConfig, RejectsUnknownKeysAndBadValues) {
       R"({"upstreams": {"users": {"target": "x"}}, "io_threads": 0})",
       R"({"upstreams": {"users": {"target": "x"}}, "listen": {"port": "80"}})",
       R"({"upstreams": {"users": {"target": "x"}}, "log_level": "loud"})",
+      R"({"upstreams": {"users": {"target": "x"}}, "redis": {"tracked_keys": -1}})",
+      R"({"upstreams": {"users": {"target": "x"}}, "redis": {"tracking_heartbeat_ms": 0}})",
       R"({"upstreams": {}})",  // jwks_upstream "users" is not configured
   };
   for (const char* text : bad) {

@@ -1,14 +1,16 @@
 #include "trellis/gateway/filters/auth_filter.h"
 
-#include "trellis/gateway/redis_client.h"
+#include <algorithm>
+
 #include "trellis/gateway/route_table.h"
+#include "trellis/gateway/tracked_keys.h"
 
 namespace trellis::gateway {
 
-AuthFilter::AuthFilter(AuthFilterConfig config, const KeyCache& keys, RedisClient& redis,
+AuthFilter::AuthFilter(AuthFilterConfig config, const KeyCache& keys, TrackedKeys& tracked,
                        metrics::Registry& registry, Clock clock)
     : verifier_(std::move(config), keys, std::move(clock)),
-      redis_(redis),
+      tracked_(tracked),
       decisions_(registry.counter("gateway_auth_decisions_total", "Access-token checks by outcome",
                                   {"outcome"})) {}
 
@@ -49,37 +51,59 @@ void AuthFilter::on_request(const ExchangePtr& exchange) {
     reject(exchange, "invalid_token", "access token rejected: " + check.error);
     return;
   }
-  // The chain goes on while the revocation check runs, so that e.g. the response cache's lookup
-  // shares its Redis round trip; the hold keeps every answer and upstream call until it passed.
   auto& identity = exchange->context.identity;
   identity.user_id = std::move(check.claims.subject);
   identity.roles = std::move(check.claims.roles);
   identity.token_id = check.claims.token_id;
   identity.session_id = check.claims.session_id;
   identity.expires_at = check.claims.expires_at;
+  std::vector<std::string> markers = {revoked_token_key(identity.token_id)};
+  if (!identity.session_id.empty()) markers.push_back(revoked_session_key(identity.session_id));
+  auto any_present = [](const auto& values) {
+    return std::any_of(values.begin(), values.end(), [](const auto& v) { return v.has_value(); });
+  };
+  if (auto known = tracked_.lookup(markers)) {
+    if (any_present(*known)) {
+      count("revoked");
+      reject(exchange, "token_revoked", "access token has been revoked");
+      return;
+    }
+    count("ok");
+    exchange->next();
+    return;
+  }
+  // The chain goes on while the revocation check runs, so that e.g. the response cache's lookup
+  // overlaps with it; the hold keeps every answer and upstream call until it passed.
   exchange->hold();
-  TokenVerifier::check_revocation(
-      redis_, check.claims.token_id, check.claims.session_id,
-      [exchange, this](RevocationStatus status, std::string error) {
-        exchange->post([exchange, status, error = std::move(error), this] {
-          if (status == RevocationStatus::kUnavailable) {
-            exchange->context.log.warn("revocation check failed", {{"error", error}});
-            count("unavailable");
-            exchange->fail_hold(json_error(503, "auth_unavailable",
-                                           "cannot check token revocation right now, retry shortly",
-                                           exchange->context.request_id));
-            return;
-          }
-          if (status == RevocationStatus::kRevoked) {
-            count("revoked");
-            exchange->fail_hold(
-                rejection(exchange, "token_revoked", "access token has been revoked"));
-            return;
-          }
-          count("ok");
-          exchange->release_hold();
-        });
-      });
+  const auto marker_count = markers.size();
+  tracked_.read(std::move(markers), marker_count, [exchange, this](RedisResult result) {
+    RevocationStatus status = RevocationStatus::kUnavailable;
+    std::string error = result.ok ? result.reply.str : result.error;
+    if (result.ok && result.reply.type == RedisReply::Type::kArray) {
+      const auto& values = result.reply.elements;
+      status = std::any_of(values.begin(), values.end(),
+                           [](const auto& v) { return v.type == RedisReply::Type::kString; })
+                   ? RevocationStatus::kRevoked
+                   : RevocationStatus::kNotRevoked;
+    }
+    exchange->post([exchange, status, error = std::move(error), this] {
+      if (status == RevocationStatus::kUnavailable) {
+        exchange->context.log.warn("revocation check failed", {{"error", error}});
+        count("unavailable");
+        exchange->fail_hold(json_error(503, "auth_unavailable",
+                                       "cannot check token revocation right now, retry shortly",
+                                       exchange->context.request_id));
+        return;
+      }
+      if (status == RevocationStatus::kRevoked) {
+        count("revoked");
+        exchange->fail_hold(rejection(exchange, "token_revoked", "access token has been revoked"));
+        return;
+      }
+      count("ok");
+      exchange->release_hold();
+    });
+  });
   exchange->next();
 }
 

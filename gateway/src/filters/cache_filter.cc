@@ -6,6 +6,7 @@
 
 #include "trellis/gateway/redis_client.h"
 #include "trellis/gateway/route_table.h"
+#include "trellis/gateway/tracked_keys.h"
 
 namespace trellis::gateway {
 namespace {
@@ -28,17 +29,11 @@ void add_cache_headers(HttpResponse& response, const CacheRoute& route, const st
 
 }  // namespace
 
-// What the leader of a miss must do when its response comes back.
-struct CacheFilter::Lookup {
-  const CacheRoute* route = nullptr;
-  std::string entry_key;
-  std::string generation;
-  bool leader = false;
-};
-
-CacheFilter::CacheFilter(CacheSettings settings, RedisClient& redis, metrics::Registry& registry)
+CacheFilter::CacheFilter(CacheSettings settings, RedisClient& redis, TrackedKeys& tracked,
+                         metrics::Registry& registry)
     : settings_(std::move(settings)),
       redis_(redis),
+      tracked_(tracked),
       l1_(settings_.l1_max_bytes),
       requests_(registry.counter("gateway_cache_requests_total",
                                  "Cacheable requests by route and result (hit_l1, hit_l2, miss, "
@@ -60,10 +55,6 @@ const CacheRoute* CacheFilter::cached_route(const std::string& route_template) c
     if (route.route == route_template) return &route;
   }
   return nullptr;
-}
-
-std::string CacheFilter::generation_key(const std::string& route, const std::string& scope) const {
-  return cache_generation_key(route, scope);
 }
 
 void CacheFilter::on_request(const ExchangePtr& exchange) {
@@ -91,62 +82,80 @@ void CacheFilter::lookup(const ExchangePtr& exchange, const CacheRoute& route) {
   auto entry_key =
       "trellis:cache:v1:" + sha256_hex(route.route + "\n" + exchange->request.path + "?" +
                                        normalized_query(exchange->request.query) + "\n" + scope);
+  auto generation_key = cache_generation_key(route.route, scope);
+  // The common case answers here: the generation is held locally and L1 has its entry.
+  if (auto known = tracked_.lookup({generation_key})) {
+    auto generation = (*known)[0].value_or("0");
+    auto entry = l1_.get(entry_key);
+    if (entry && entry->generation == generation && entry->expires_at_ms > now_ms()) {
+      // Only once the token's revocation check passed (at once when it was answered locally).
+      exchange->after_hold([this, exchange, &route, entry = std::move(*entry)] {
+        requests_.with({route.route, "hit_l1"}).inc();
+        serve(exchange, route, entry, "HIT");
+      });
+      return;
+    }
+  }
   // One round trip: the current generation and the shared entry.
-  redis_.command(
-      {"MGET", generation_key(route.route, scope), entry_key},
+  tracked_.read(
+      {std::move(generation_key), entry_key}, 1,
       [this, exchange, &route, entry_key](RedisResult result) {
         // The answer (and a miss's leadership) only once the token's revocation check
         // passed; after a failed check the exchange is answered and this is dropped.
         exchange->post([this, exchange, &route, entry_key, result = std::move(result)]() mutable {
           exchange->after_hold([this, exchange, &route, entry_key, result = std::move(result)] {
-            if (!result.ok || result.reply.type != RedisReply::Type::kArray ||
-                result.reply.elements.size() != 2) {
-              requests_.with({route.route, "bypass"}).inc();
-              exchange->context.cache_result = "BYPASS";
-              exchange->next();
-              return;
-            }
-            const auto& gen_reply = result.reply.elements[0];
-            std::string generation =
-                gen_reply.type == RedisReply::Type::kString ? gen_reply.str : "0";
-            auto now = now_ms();
-            if (auto entry = l1_.get(entry_key);
-                entry && entry->generation == generation && entry->expires_at_ms > now) {
-              requests_.with({route.route, "hit_l1"}).inc();
-              serve(exchange, route, *entry, "HIT");
-              return;
-            }
-            const auto& shared = result.reply.elements[1];
-            if (shared.type == RedisReply::Type::kString) {
-              auto entry = CacheEntry::parse(shared.str);
-              if (entry && entry->generation == generation && entry->expires_at_ms > now) {
-                store_l1(entry_key, *entry);
-                requests_.with({route.route, "hit_l2"}).inc();
-                serve(exchange, route, *entry, "HIT");
-                return;
-              }
-            }
-            // Miss: the first request for this key asks the service; others wait.
-            auto coalesce_key = entry_key + "#" + generation;
-            {
-              std::lock_guard lock(leaders_mutex_);
-              auto [it, first] = waiting_.try_emplace(coalesce_key);
-              if (!first) {
-                it->second.push_back(exchange);
-                requests_.with({route.route, "coalesced"}).inc();
-                return;
-              }
-            }
-            requests_.with({route.route, "miss"}).inc();
-            auto& context = exchange->context;
-            context.cache_result = "MISS";
-            context.cache_key = entry_key;
-            context.cache_generation = generation;
-            context.cache_leader = true;
-            exchange->next();
+            resolve(exchange, route, entry_key, result);
           });
         });
       });
+}
+
+void CacheFilter::resolve(const ExchangePtr& exchange, const CacheRoute& route,
+                          const std::string& entry_key, const RedisResult& result) {
+  if (!result.ok || result.reply.type != RedisReply::Type::kArray ||
+      result.reply.elements.size() != 2) {
+    requests_.with({route.route, "bypass"}).inc();
+    exchange->context.cache_result = "BYPASS";
+    exchange->next();
+    return;
+  }
+  const auto& gen_reply = result.reply.elements[0];
+  std::string generation = gen_reply.type == RedisReply::Type::kString ? gen_reply.str : "0";
+  auto now = now_ms();
+  if (auto entry = l1_.get(entry_key);
+      entry && entry->generation == generation && entry->expires_at_ms > now) {
+    requests_.with({route.route, "hit_l1"}).inc();
+    serve(exchange, route, *entry, "HIT");
+    return;
+  }
+  const auto& shared = result.reply.elements[1];
+  if (shared.type == RedisReply::Type::kString) {
+    auto entry = CacheEntry::parse(shared.str);
+    if (entry && entry->generation == generation && entry->expires_at_ms > now) {
+      store_l1(entry_key, *entry);
+      requests_.with({route.route, "hit_l2"}).inc();
+      serve(exchange, route, *entry, "HIT");
+      return;
+    }
+  }
+  // Miss: the first request for this key asks the service; others wait.
+  auto coalesce_key = entry_key + "#" + generation;
+  {
+    std::lock_guard lock(leaders_mutex_);
+    auto [it, first] = waiting_.try_emplace(coalesce_key);
+    if (!first) {
+      it->second.push_back(exchange);
+      requests_.with({route.route, "coalesced"}).inc();
+      return;
+    }
+  }
+  requests_.with({route.route, "miss"}).inc();
+  auto& context = exchange->context;
+  context.cache_result = "MISS";
+  context.cache_key = entry_key;
+  context.cache_generation = generation;
+  context.cache_leader = true;
+  exchange->next();
 }
 
 void CacheFilter::serve(const ExchangePtr& exchange, const CacheRoute& route,
@@ -216,7 +225,7 @@ void CacheFilter::register_invalidation(const ExchangePtr& exchange,
         continue;
       }
       if (route.per_user && !identity.authenticated()) continue;
-      keys.push_back(generation_key(route.route, route.per_user ? identity.user_id : "*"));
+      keys.push_back(cache_generation_key(route.route, route.per_user ? identity.user_id : "*"));
     }
   }
   if (keys.empty()) return;
@@ -225,7 +234,9 @@ void CacheFilter::register_invalidation(const ExchangePtr& exchange,
       [this, keys, exchange](std::function<void()> done) {
         auto remaining = std::make_shared<size_t>(keys.size());
         for (const auto& key : keys) {
-          redis_.command({"INCR", key}, [exchange, remaining, done, key](RedisResult result) {
+          redis_.command({"INCR", key}, [this, exchange, remaining, done, key](RedisResult result) {
+            // This replica's next request must not wait for Redis' invalidation message.
+            tracked_.forget(key);
             exchange->post([exchange, remaining, done, key, ok = result.ok] {
               if (!ok) {
                 exchange->context.log.warn("cache invalidation failed", {{"key", key}});

@@ -18,6 +18,7 @@ class RedisClient;
 class KeyCache;
 class Readiness;
 class PushHub;
+class TrackedKeys;
 
 // What filters may use; owned by main and outliving every request.
 struct GatewayServices {
@@ -25,6 +26,7 @@ struct GatewayServices {
   const RouteTable& routes;
   Upstreams& upstreams;
   RedisClient& redis;
+  TrackedKeys& tracked;  // local copies of revocation markers and cache generations
   const KeyCache& keys;
   Readiness& readiness;
   std::string_view openapi_json;

@@ -39,6 +39,11 @@ struct GatewayConfig {
   std::string redis_host = "127.0.0.1";
   int redis_port = 6379;
   int redis_command_timeout_ms = 250;
+  // Local copies of revocation markers and cache generations, kept current by Redis' key
+  // tracking (see tracked_keys.h): a cached answer then needs no Redis round trip. 0: off, every
+  // request reads them from Redis.
+  int redis_tracked_keys = 100000;
+  int redis_tracking_heartbeat_ms = 500;  // copies unused after 3 heartbeats went missing
   // Access tokens.
   std::string issuer = "trellis";
   std::string audience = "trellis-api";

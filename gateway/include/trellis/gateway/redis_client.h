@@ -44,11 +44,31 @@ struct RedisResult {
   RedisReply reply;
 };
 
+// What a subscriber connection does on every (re)connect, after AUTH and PING: runs `setup` (each
+// command after the previous one's reply; an argument equal to kClientIdPlaceholder is replaced by
+// the connection's CLIENT ID), then SUBSCRIBEs to `channels`. An error reply drops the connection
+// and it is retried with the usual backoff.
+struct RedisSubscription {
+  static constexpr const char* kClientIdPlaceholder = "$CLIENT_ID";
+  std::vector<std::vector<std::string>> setup;
+  std::vector<std::string> channels;
+  // Each message: its channel and its payload (any reply type). Called on the client's strand, in
+  // the order Redis sent them, never concurrently with each other or with on_subscribed.
+  std::function<void(const std::string& channel, const RedisReply& payload)> on_message;
+  // true once every channel's subscription is confirmed on a new connection; false when that
+  // connection is lost. Messages in between belong to that one connection.
+  std::function<void(bool subscribed)> on_subscribed;
+};
+
 class RedisClient {
  public:
   // The io_context must outlive the client's pending work: keep running it until callbacks of
   // commands issued before stop() have been delivered.
   static std::shared_ptr<RedisClient> create(boost::asio::io_context& io, RedisOptions options);
+  // A connection that only receives pub/sub messages; command() refuses everything on it.
+  static std::shared_ptr<RedisClient> create_subscriber(boost::asio::io_context& io,
+                                                        RedisOptions options,
+                                                        RedisSubscription subscription);
   ~RedisClient();  // calls stop()
 
   RedisClient(const RedisClient&) = delete;

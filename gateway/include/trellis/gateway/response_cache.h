@@ -9,6 +9,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -37,6 +38,8 @@ struct CacheSettings {
 };
 
 // The Redis key of the generation counter of a cached route for one scope (user id, or "*").
+// Every generation key starts with this (the gateway keeps local copies of them).
+inline constexpr std::string_view kCacheGenerationPrefix = "trellis:cache:gen:";
 std::string cache_generation_key(const std::string& route, const std::string& scope);
 
 struct CacheEntry {

@@ -32,6 +32,8 @@ struct AuthFilterConfig {
 std::string_view bearer_token(std::string_view header);
 
 // Redis keys written by the users service on logout and refresh-token reuse.
+// Every revocation marker starts with this (the gateway keeps local copies of them).
+inline constexpr std::string_view kRevokedKeyPrefix = "trellis:revoked:";
 std::string revoked_token_key(std::string_view token_id);
 std::string revoked_session_key(std::string_view session_id);
 

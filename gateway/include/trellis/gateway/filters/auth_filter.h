@@ -1,6 +1,7 @@
 // Verifies the bearer access token of routes that require one: Ed25519 signature with a key from
 // the users service's JWKS, algorithm pinned, exp/nbf with leeway, issuer and audience; then asks
-// Redis whether the token or its session was revoked. Fails closed: if Redis cannot answer, the
+// Redis whether the token or its session was revoked (answered from the gateway's tracked local
+// copies when it holds them: see tracked_keys.h). Fails closed: if Redis cannot answer, the
 // request gets 503, never a pass.
 #pragma once
 
@@ -13,12 +14,12 @@
 namespace trellis::gateway {
 
 class KeyCache;
-class RedisClient;
+class TrackedKeys;
 
 class AuthFilter final : public Filter {
  public:
   using Clock = TokenVerifier::Clock;  // unix seconds; replaceable in tests
-  AuthFilter(AuthFilterConfig config, const KeyCache& keys, RedisClient& redis,
+  AuthFilter(AuthFilterConfig config, const KeyCache& keys, TrackedKeys& tracked,
              metrics::Registry& registry, Clock clock = nullptr);
   std::string_view name() const override { return "auth"; }
   void on_request(const ExchangePtr& exchange) override;
@@ -30,7 +31,7 @@ class AuthFilter final : public Filter {
   void count(std::string_view outcome) { decisions_.with({std::string(outcome)}).inc(); }
 
   TokenVerifier verifier_;
-  RedisClient& redis_;
+  TrackedKeys& tracked_;
   // Outcomes: ok, missing_token, <verify error>, revoked, unavailable.
   metrics::Family<metrics::Counter>& decisions_;
 };

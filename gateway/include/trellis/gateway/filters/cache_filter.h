@@ -3,7 +3,9 @@
 // If-None-Match → 304, Cache-Control (private for per-user data), X-Cache: HIT|MISS|BYPASS,
 // request coalescing (concurrent misses on one key make one upstream call). A successful write
 // named in `invalidated_by` bumps the (route, user) generation in Redis before its response is
-// sent, so no replica serves the old data afterwards. Redis unreachable: the cache is bypassed.
+// sent, so no replica serves the old data afterwards. Generations are read through the tracked
+// local copies (tracked_keys.h): an L1 hit whose generation is held needs no Redis round trip.
+// Redis unreachable: the cache is bypassed.
 #pragma once
 
 #include <map>
@@ -18,25 +20,30 @@
 namespace trellis::gateway {
 
 class RedisClient;
+class TrackedKeys;
+struct RedisResult;
 
 class CacheFilter final : public Filter {
  public:
-  CacheFilter(CacheSettings settings, RedisClient& redis, metrics::Registry& registry);
+  CacheFilter(CacheSettings settings, RedisClient& redis, TrackedKeys& tracked,
+              metrics::Registry& registry);
   std::string_view name() const override { return "cache"; }
   void on_request(const ExchangePtr& exchange) override;
   void on_response(Exchange& exchange) override;
 
  private:
-  struct Lookup;
   const CacheRoute* cached_route(const std::string& route_template) const;
   void lookup(const ExchangePtr& exchange, const CacheRoute& route);
+  // With the current generation and the L2 entry (when read): hit, or miss (leader or waiter).
+  void resolve(const ExchangePtr& exchange, const CacheRoute& route, const std::string& entry_key,
+               const RedisResult& result);
   void serve(const ExchangePtr& exchange, const CacheRoute& route, const CacheEntry& entry,
              std::string_view result);
   void register_invalidation(const ExchangePtr& exchange, const std::string& route_template);
-  std::string generation_key(const std::string& route, const std::string& scope) const;
 
   CacheSettings settings_;
   RedisClient& redis_;
+  TrackedKeys& tracked_;
   LruCache l1_;
   std::mutex leaders_mutex_;
   // entry key → requests waiting for the leader's answer (coalescing)

@@ -1,0 +1,121 @@
+// Local copies of the small Redis keys that nearly every request reads — access-token revocation
+// markers and response-cache generations — so that a cache hit needs no Redis round trip.
+//
+// They are kept current by Redis' server-assisted client-side caching: a subscriber connection
+// turns on CLIENT TRACKING in broadcast mode for the keys' prefixes, redirected to itself, and
+// Redis sends it the name of every such key that changes (written, deleted, expired, evicted;
+// FLUSHALL). A copy is used only while that connection is subscribed and a heartbeat, published
+// through the ordinary connection every `heartbeat_ms`, came back within 3 heartbeats: otherwise
+// every lookup goes to Redis as before. So a change made anywhere reaches every gateway when its
+// invalidation message does (well under a millisecond on one host), and after a silent network
+// failure copies stop being used within 3 × heartbeat_ms.
+//
+// A read from Redis is remembered only if no invalidation of its keys arrived while it was in
+// flight (the invalidation may overtake the reply on the other connection). Keys changed by this
+// process (cache generations it bumps) are forgotten as soon as the write is acknowledged, so
+// its own next request does not wait for the message.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <list>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "trellis/common/metrics.h"
+#include "trellis/gateway/redis_client.h"
+
+namespace boost::asio {
+class io_context;
+}
+
+namespace trellis::gateway {
+
+struct TrackedKeysOptions {
+  size_t max_keys = 100000;           // copies held (least recently used dropped first); 0: off
+  int heartbeat_ms = 500;             // copies unused when no heartbeat came back for 3 × this
+  std::vector<std::string> prefixes;  // only keys starting with one of these are kept
+  std::string client_name = "trellis-gateway-tracking";  // of the subscriber (CLIENT LIST)
+};
+
+class TrackedKeys {
+ public:
+  using Values = std::vector<std::optional<std::string>>;  // nullopt: no such key
+  using Clock = std::chrono::steady_clock;
+
+  // `reader` is the gateway's ordinary Redis connection (reads and heartbeats); `redis` are the
+  // options for the subscriber connection this opens.
+  TrackedKeys(boost::asio::io_context& io, const RedisOptions& redis,
+              std::shared_ptr<RedisClient> reader, TrackedKeysOptions options,
+              metrics::Registry& registry);
+  ~TrackedKeys();
+  TrackedKeys(const TrackedKeys&) = delete;
+  TrackedKeys& operator=(const TrackedKeys&) = delete;
+
+  void start();
+  void stop();
+
+  // Every key's value when all of them are held and the copies are current; nullopt otherwise.
+  std::optional<Values> lookup(const std::vector<std::string>& keys);
+  // MGET of `keys`; the first `remembered` of them are kept (see above). `done` gets the reply
+  // as is, on an io thread.
+  void read(std::vector<std::string> keys, size_t remembered,
+            std::function<void(RedisResult)> done);
+  // This process changed `key` and Redis acknowledged it.
+  void forget(const std::string& key);
+
+  // Driven by the subscriber connection (public for tests).
+  void on_subscribed(bool subscribed);
+  void on_message(const std::string& channel, const RedisReply& payload);
+  const std::string& heartbeat_channel() const { return heartbeat_channel_; }
+  bool current();  // the copies may be used now
+
+ private:
+  struct Entry {
+    std::optional<std::string> value;
+    std::list<std::string>::iterator recency;
+  };
+  struct InFlight {
+    uint32_t reads = 0;
+    uint64_t invalidated_at = 0;  // sequence_ of the last invalidation seen during the reads
+  };
+  struct Timer;
+  struct Link;  // how callbacks reach this object, or learn that it is gone
+
+  bool kept(const std::string& key) const;
+  bool current_locked(Clock::time_point now) const;
+  void invalidate_locked(const std::string& key);
+  void clear_locked();
+  void store_locked(const std::string& key, std::optional<std::string> value);
+  void heartbeat();
+
+  TrackedKeysOptions options_;
+  std::shared_ptr<RedisClient> reader_;
+  std::shared_ptr<RedisClient> subscriber_;
+  std::unique_ptr<Timer> timer_;
+  std::shared_ptr<Link> link_;
+  std::string heartbeat_channel_;
+  std::chrono::milliseconds max_silence_;
+
+  std::mutex mutex_;
+  std::unordered_map<std::string, Entry> entries_;
+  std::list<std::string> recency_;  // most recently used first
+  std::unordered_map<std::string, InFlight> in_flight_;
+  uint64_t sequence_ = 0;  // counts invalidations of keys being read
+  uint64_t epoch_ = 0;     // bumped when every copy is dropped (connection change, flush, gap)
+  bool subscribed_ = false;
+  std::optional<Clock::time_point> last_heartbeat_;
+
+  metrics::Family<metrics::Counter>& lookups_;
+  metrics::Counter& hits_;
+  metrics::Counter& misses_;
+  metrics::Gauge& held_;
+  metrics::Gauge& current_gauge_;
+};
+
+}  // namespace trellis::gateway

@@ -1,0 +1,174 @@
+// Integration tests of TrackedKeys against a real Redis. Each test tracks only its own key prefix,
+// so tests (and gateways) sharing the server do not see each other's invalidations.
+#include "trellis/gateway/tracked_keys.h"
+
+#include "redis_test_support.h"
+
+namespace {
+
+using namespace trellis::testing::redis;
+using trellis::gateway::TrackedKeys;
+using trellis::gateway::TrackedKeysOptions;
+using Values = TrackedKeys::Values;
+
+class TrackedKeysTest : public RedisClientTest {
+ protected:
+  std::unique_ptr<TrackedKeys> tracked(size_t max_keys = 100, int heartbeat_ms = 50) {
+    reader_options_ = options_;
+    reader_options_.command_timeout_ms = 3000;  // outlasts the BLPOP used to delay replies
+    reader_ = connected_client(reader_options_);
+    client_name_ = "trellis-test-tracking-" + std::to_string(::getpid()) + "-" +
+                   ::testing::UnitTest::GetInstance()->current_test_info()->name();
+    return std::make_unique<TrackedKeys>(
+        io_.io, options_, reader_,
+        TrackedKeysOptions{max_keys, heartbeat_ms, {prefix_}, client_name_}, registry_);
+  }
+
+  // Reads through `keys` and waits for the reply.
+  RedisResult read(TrackedKeys& keys, std::vector<std::string> names, size_t remembered) {
+    auto promise = std::make_shared<std::promise<RedisResult>>();
+    auto future = promise->get_future();
+    keys.read(std::move(names), remembered,
+              [promise](RedisResult result) { promise->set_value(std::move(result)); });
+    if (future.wait_for(5s) != std::future_status::ready) {
+      ADD_FAILURE() << "no reply";
+      return {};
+    }
+    return future.get();
+  }
+
+  // Kills the subscriber connection of the TrackedKeys made by tracked().
+  void kill_subscriber() {
+    auto list = admin_->command({"CLIENT", "LIST", "TYPE", "pubsub"});
+    ASSERT_TRUE(list && list->type == REDIS_REPLY_STRING);
+    std::string text(list->str, list->len);
+    auto at = text.find(" name=" + client_name_ + " ");
+    ASSERT_NE(at, std::string::npos) << text;
+    auto line = text.rfind("id=", at);
+    auto id = text.substr(line + 3, text.find(' ', line) - line - 3);
+    auto killed = admin_->command({"CLIENT", "KILL", "ID", id});
+    ASSERT_TRUE(killed && killed->type == REDIS_REPLY_INTEGER && killed->integer == 1);
+  }
+
+  trellis::metrics::Registry registry_;
+  RedisOptions reader_options_;
+  std::shared_ptr<RedisClient> reader_;
+  std::string client_name_;
+};
+
+TEST_F(TrackedKeysTest, CopiesFollowChangesMadeByAnyClient) {
+  auto keys = tracked();
+  auto a = key("a"), b = key("b");
+  admin_->command({"SET", a, "1"});
+  EXPECT_FALSE(keys->lookup({a})) << "nothing is held before tracking is on";
+  keys->start();
+  ASSERT_TRUE(wait_until([&] { return keys->current(); }, 3s));
+  EXPECT_FALSE(keys->lookup({a}));
+
+  auto result = read(*keys, {a, b}, 2);
+  ASSERT_TRUE(result.ok) << result.error;
+  EXPECT_EQ(keys->lookup({a, b}), (Values{"1", std::nullopt}));
+
+  admin_->command({"SET", a, "2"});
+  ASSERT_TRUE(wait_until([&] { return !keys->lookup({a}); }, 3s)) << "a change was not seen";
+  EXPECT_EQ(keys->lookup({b}), (Values{std::nullopt})) << "an unrelated copy was dropped";
+  read(*keys, {a}, 1);
+  EXPECT_EQ(keys->lookup({a}), (Values{"2"}));
+
+  admin_->command({"SET", b, "x", "PX", "100"});  // written, then expired: both invalidate
+  ASSERT_TRUE(wait_until([&] { return !keys->lookup({b}); }, 3s));
+  read(*keys, {b}, 1);
+  EXPECT_EQ(keys->lookup({b}), (Values{"x"}));
+  ASSERT_TRUE(wait_until([&] { return !keys->lookup({b}); }, 3s)) << "expiry was not seen";
+
+  keys->forget(a);
+  EXPECT_FALSE(keys->lookup({a}));
+  auto untracked = "trellis:test:untracked:" + std::to_string(::getpid());
+  read(*keys, {untracked}, 1);
+  EXPECT_FALSE(keys->lookup({untracked})) << "a key outside the prefixes was kept";
+  keys->stop();
+}
+
+TEST_F(TrackedKeysTest, AReadOvertakenByAnInvalidationIsNotKept) {
+  // Heartbeats queue behind the BLPOP too: they must not go missing for 3 × 500 ms meanwhile.
+  auto keys = tracked(100, 500);
+  auto a = key("a");
+  admin_->command({"SET", a, "1"});
+  keys->start();
+  ASSERT_TRUE(wait_until([&] { return keys->current(); }, 3s));
+  for (bool invalidated : {false, true}) {
+    keys->forget(a);
+    // A BLPOP ahead of it on the pipelined connection holds the MGET's reply back for 300 ms.
+    reader_->command({"BLPOP", key("never"), "0.3"}, [](RedisResult) {});
+    auto promise = std::make_shared<std::promise<RedisResult>>();
+    keys->read({a}, 1, [promise](RedisResult r) { promise->set_value(std::move(r)); });
+    if (invalidated) {
+      trellis::gateway::RedisReply message;
+      message.type = trellis::gateway::RedisReply::Type::kArray;
+      message.elements.resize(1);
+      message.elements[0].type = trellis::gateway::RedisReply::Type::kString;
+      message.elements[0].str = a;
+      keys->on_message("__redis__:invalidate", message);
+    }
+    auto future = promise->get_future();
+    ASSERT_EQ(future.wait_for(5s), std::future_status::ready);
+    auto result = future.get();
+    ASSERT_TRUE(result.ok) << result.error;
+    EXPECT_EQ(result.reply.elements.at(0).str, "1") << "the caller still gets the value";
+    EXPECT_EQ(keys->lookup({a}).has_value(), !invalidated) << "invalidated: " << invalidated;
+  }
+  keys->stop();
+}
+
+TEST_F(TrackedKeysTest, ALostConnectionDropsEveryCopyAndTrackingComesBack) {
+  auto keys = tracked();
+  auto a = key("a");
+  keys->start();
+  ASSERT_TRUE(wait_until([&] { return keys->current(); }, 3s));
+  read(*keys, {a}, 1);
+  ASSERT_TRUE(keys->lookup({a}));
+  kill_subscriber();
+  ASSERT_TRUE(wait_until([&] { return !keys->lookup({a}); }, 3s));
+  // Changes made while nobody listened are not seen: the copies are gone, not kept.
+  admin_->command({"SET", a, "changed"});
+  ASSERT_TRUE(wait_until([&] { return keys->current(); }, 5s)) << "tracking did not come back";
+  EXPECT_FALSE(keys->lookup({a}));
+  read(*keys, {a}, 1);
+  EXPECT_EQ(keys->lookup({a}), (Values{"changed"}));
+  // FLUSHALL's invalidation (a nil payload) drops everything; delivered directly here, since
+  // the server is shared with other tests.
+  keys->on_message("__redis__:invalidate", trellis::gateway::RedisReply{});
+  EXPECT_FALSE(keys->lookup({a}));
+  keys->stop();
+}
+
+TEST_F(TrackedKeysTest, MissingHeartbeatsStopTheCopiesBeingUsed) {
+  auto keys = tracked(100, 20);  // not started: the test plays the subscriber
+  keys->on_subscribed(true);
+  EXPECT_FALSE(keys->current()) << "current before a heartbeat made the trip";
+  keys->on_message(keys->heartbeat_channel(), trellis::gateway::RedisReply{});
+  EXPECT_TRUE(keys->current());
+  std::this_thread::sleep_for(100ms);  // more than 3 heartbeats of 20 ms
+  EXPECT_FALSE(keys->current());
+  keys->on_message(keys->heartbeat_channel(), trellis::gateway::RedisReply{});
+  EXPECT_TRUE(keys->current());
+  keys->on_subscribed(false);
+  EXPECT_FALSE(keys->current());
+}
+
+TEST_F(TrackedKeysTest, HoldsAtMostMaxKeysDroppingTheLeastRecentlyUsed) {
+  auto keys = tracked(2);
+  auto a = key("a"), b = key("b"), c = key("c"), d = key("d");
+  keys->start();
+  ASSERT_TRUE(wait_until([&] { return keys->current(); }, 3s));
+  read(*keys, {a, b, c}, 3);
+  EXPECT_FALSE(keys->lookup({a}));
+  ASSERT_TRUE(keys->lookup({b}));  // now b is the most recently used
+  read(*keys, {d}, 1);
+  EXPECT_TRUE(keys->lookup({b}));
+  EXPECT_TRUE(keys->lookup({d}));
+  EXPECT_FALSE(keys->lookup({c}));
+  keys->stop();
+}
+
+}  // namespace
