@@ -146,6 +146,15 @@ class RedisClient::Impl : public std::enable_shared_from_this<Impl> {
 
   bool connected() const { return connected_; }
 
+  void reconnect() {
+    if (stop_requested_) return;
+    asio::post(strand_, [self = shared_from_this()] {
+      if (self->stopped_ || !self->connection_ || self->connection_->dead()) return;
+      self->connection_->failure = "reconnect requested";
+      self->drop(self->connection_);
+    });
+  }
+
   void command(std::vector<std::string> args, std::function<void(RedisResult)> done) {
     if (!done) done = [](RedisResult) {};
     const char* refusal = refusal_for(args);
@@ -614,6 +623,9 @@ void RedisClient::start() {
 }
 void RedisClient::stop() {
   impl_->stop();
+}
+void RedisClient::reconnect() {
+  impl_->reconnect();
 }
 bool RedisClient::connected() const {
   return impl_->connected();

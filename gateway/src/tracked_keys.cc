@@ -5,6 +5,8 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
 
+#include <algorithm>
+
 #include "trellis/common/log.h"
 #include "trellis/common/trace.h"
 
@@ -80,13 +82,19 @@ TrackedKeys::~TrackedKeys() {
 void TrackedKeys::start() {
   if (!subscriber_) return;
   subscriber_->start();
-  heartbeat();
+  std::lock_guard lock(link_->mutex);  // heartbeat() runs under it, like from the timer
+  if (!stopped_) heartbeat();
 }
 
 void TrackedKeys::stop() {
   if (!subscriber_) return;
+  {
+    std::lock_guard lock(link_->mutex);
+    if (stopped_) return;
+    stopped_ = true;
+    timer_->timer.cancel();
+  }
   subscriber_->stop();
-  timer_->timer.cancel();
 }
 
 bool TrackedKeys::kept(const std::string& key) const {
@@ -99,6 +107,14 @@ bool TrackedKeys::kept(const std::string& key) const {
 
 bool TrackedKeys::current_locked(Clock::time_point now) const {
   return subscribed_ && last_heartbeat_ && now - *last_heartbeat_ <= max_silence_;
+}
+
+std::string TrackedKeys::heartbeat_payload() {
+  return std::to_string(Clock::now().time_since_epoch().count());
+}
+
+void TrackedKeys::publish_heartbeat() {
+  reader_->command({"PUBLISH", heartbeat_channel_, heartbeat_payload()}, [](RedisResult) {});
 }
 
 bool TrackedKeys::current() {
@@ -151,7 +167,7 @@ void TrackedKeys::read(std::vector<std::string> keys, size_t remembered,
       const bool same_copies = self.epoch_ == started_epoch && self.current_locked(Clock::now());
       for (size_t i = 0; i < remembered; ++i) {
         auto it = self.in_flight_.find(keys[i]);
-        if (it == self.in_flight_.end()) continue;  // dropped by a clear; not kept either
+        if (it == self.in_flight_.end()) continue;  // not expected: entries live until 0 reads
         const bool untouched = it->second.invalidated_at <= started_sequence;
         if (--it->second.reads == 0) self.in_flight_.erase(it);
         if (!usable || !same_copies || !untouched || !self.kept(keys[i])) continue;
@@ -200,6 +216,7 @@ void TrackedKeys::clear_locked() {
 void TrackedKeys::forget(const std::string& key) {
   std::lock_guard lock(mutex_);
   invalidate_locked(key);
+  held_.set(static_cast<int64_t>(entries_.size()));
 }
 
 void TrackedKeys::on_subscribed(bool subscribed) {
@@ -207,13 +224,14 @@ void TrackedKeys::on_subscribed(bool subscribed) {
   // Whatever was held may have changed while no connection listened.
   clear_locked();
   subscribed_ = subscribed;
+  subscribed_at_ = Clock::now();
   last_heartbeat_.reset();  // current again once a heartbeat made the whole trip
   current_gauge_.set(0);
   if (subscribed) {
     // The first heartbeat now rather than at the next tick: current sooner after a reconnect.
-    reader_->command({"PUBLISH", heartbeat_channel_, "1"}, [](RedisResult) {});
+    publish_heartbeat();
     log::info("redis key tracking on", {{"prefixes", options_.prefixes.size()}});
-  } else {
+  } else if (!stopped_) {
     log::warn("redis key tracking lost: revocation and cache generations read from redis");
   }
 }
@@ -221,11 +239,20 @@ void TrackedKeys::on_subscribed(bool subscribed) {
 void TrackedKeys::on_message(const std::string& channel, const RedisReply& payload) {
   std::lock_guard lock(mutex_);
   if (channel == heartbeat_channel_) {
+    // Its payload is when this process published it. Redis sent every invalidation it emitted
+    // before that PUBLISH ahead of it on this connection, so copies are as fresh as the newest
+    // heartbeat's send time — whether the connection was silent or is lagging behind.
+    Clock::time_point sent;
+    try {
+      sent = Clock::time_point(Clock::duration(std::stoll(payload.str)));
+    } catch (const std::exception&) {
+      return;
+    }
     auto now = Clock::now();
-    // After a gap, invalidations may have been lost with a connection we have not seen fail.
+    // Invalidations of the gap may be missing (a connection that failed unseen): start afresh.
     if (!current_locked(now)) clear_locked();
-    last_heartbeat_ = now;
-    current_gauge_.set(subscribed_ ? 1 : 0);
+    if (!last_heartbeat_ || sent > *last_heartbeat_) last_heartbeat_ = sent;
+    current_gauge_.set(current_locked(now) ? 1 : 0);
     return;
   }
   if (payload.type == RedisReply::Type::kArray) {
@@ -237,10 +264,22 @@ void TrackedKeys::on_message(const std::string& channel, const RedisReply& paylo
 }
 
 void TrackedKeys::heartbeat() {
-  reader_->command({"PUBLISH", heartbeat_channel_, "1"}, [](RedisResult) {});
+  publish_heartbeat();
+  bool stuck = false;
   {
     std::lock_guard lock(mutex_);
-    current_gauge_.set(current_locked(Clock::now()) ? 1 : 0);
+    auto now = Clock::now();
+    current_gauge_.set(current_locked(now) ? 1 : 0);
+    // Subscribed, but no heartbeat comes back (e.g. still attached to a server that no longer
+    // gets the writes after a failover): connect again rather than read Redis forever.
+    auto since = std::max(subscribed_at_, last_heartbeat_.value_or(subscribed_at_));
+    stuck =
+        subscribed_ && now - since > 2 * max_silence_ && now - last_reconnect_ > 2 * max_silence_;
+    if (stuck) last_reconnect_ = now;
+  }
+  if (stuck) {
+    log::warn("redis key tracking heartbeats missing, reconnecting the subscriber");
+    subscriber_->reconnect();
   }
   timer_->timer.expires_after(std::chrono::milliseconds(options_.heartbeat_ms));
   timer_->timer.async_wait([link = link_](const boost::system::error_code& error) {

@@ -13,7 +13,8 @@ using Values = TrackedKeys::Values;
 
 class TrackedKeysTest : public RedisClientTest {
  protected:
-  std::unique_ptr<TrackedKeys> tracked(size_t max_keys = 100, int heartbeat_ms = 50) {
+  // Heartbeats of 500 ms: a loaded machine must not make copies flap in tests not about them.
+  std::unique_ptr<TrackedKeys> tracked(size_t max_keys = 100, int heartbeat_ms = 500) {
     reader_options_ = options_;
     reader_options_.command_timeout_ms = 3000;  // outlasts the BLPOP used to delay replies
     reader_ = connected_client(reader_options_);
@@ -37,15 +38,20 @@ class TrackedKeysTest : public RedisClientTest {
     return future.get();
   }
 
-  // Kills the subscriber connection of the TrackedKeys made by tracked().
-  void kill_subscriber() {
+  // The client id of the subscriber connection of the TrackedKeys made by tracked(), or "".
+  std::string subscriber_id() {
     auto list = admin_->command({"CLIENT", "LIST", "TYPE", "pubsub"});
-    ASSERT_TRUE(list && list->type == REDIS_REPLY_STRING);
+    if (!list || list->type != REDIS_REPLY_STRING) return "";
     std::string text(list->str, list->len);
     auto at = text.find(" name=" + client_name_ + " ");
-    ASSERT_NE(at, std::string::npos) << text;
+    if (at == std::string::npos) return "";
     auto line = text.rfind("id=", at);
-    auto id = text.substr(line + 3, text.find(' ', line) - line - 3);
+    return text.substr(line + 3, text.find(' ', line) - line - 3);
+  }
+
+  void kill_subscriber() {
+    auto id = subscriber_id();
+    ASSERT_FALSE(id.empty());
     auto killed = admin_->command({"CLIENT", "KILL", "ID", id});
     ASSERT_TRUE(killed && killed->type == REDIS_REPLY_INTEGER && killed->integer == 1);
   }
@@ -71,15 +77,18 @@ TEST_F(TrackedKeysTest, CopiesFollowChangesMadeByAnyClient) {
 
   admin_->command({"SET", a, "2"});
   ASSERT_TRUE(wait_until([&] { return !keys->lookup({a}); }, 3s)) << "a change was not seen";
+  ASSERT_TRUE(keys->current()) << "dropped for want of tracking, not by the invalidation";
   EXPECT_EQ(keys->lookup({b}), (Values{std::nullopt})) << "an unrelated copy was dropped";
   read(*keys, {a}, 1);
   EXPECT_EQ(keys->lookup({a}), (Values{"2"}));
 
-  admin_->command({"SET", b, "x", "PX", "100"});  // written, then expired: both invalidate
+  admin_->command({"SET", b, "x", "PX", "1500"});  // written, then expired: both invalidate
   ASSERT_TRUE(wait_until([&] { return !keys->lookup({b}); }, 3s));
+  ASSERT_TRUE(keys->current());
   read(*keys, {b}, 1);
   EXPECT_EQ(keys->lookup({b}), (Values{"x"}));
-  ASSERT_TRUE(wait_until([&] { return !keys->lookup({b}); }, 3s)) << "expiry was not seen";
+  ASSERT_TRUE(wait_until([&] { return !keys->lookup({b}); }, 5s)) << "expiry was not seen";
+  ASSERT_TRUE(keys->current());
 
   keys->forget(a);
   EXPECT_FALSE(keys->lookup({a}));
@@ -91,7 +100,7 @@ TEST_F(TrackedKeysTest, CopiesFollowChangesMadeByAnyClient) {
 
 TEST_F(TrackedKeysTest, AReadOvertakenByAnInvalidationIsNotKept) {
   // Heartbeats queue behind the BLPOP too: they must not go missing for 3 × 500 ms meanwhile.
-  auto keys = tracked(100, 500);
+  auto keys = tracked();
   auto a = key("a");
   admin_->command({"SET", a, "1"});
   keys->start();
@@ -142,18 +151,58 @@ TEST_F(TrackedKeysTest, ALostConnectionDropsEveryCopyAndTrackingComesBack) {
   keys->stop();
 }
 
-TEST_F(TrackedKeysTest, MissingHeartbeatsStopTheCopiesBeingUsed) {
+trellis::gateway::RedisReply heartbeat(TrackedKeys::Clock::duration age = {}) {
+  trellis::gateway::RedisReply reply;
+  reply.type = trellis::gateway::RedisReply::Type::kString;
+  reply.str = std::to_string((TrackedKeys::Clock::now() - age).time_since_epoch().count());
+  return reply;
+}
+
+TEST_F(TrackedKeysTest, CopiesAreOnlyAsOldAsTheNewestHeartbeatThatCameBack) {
   auto keys = tracked(100, 20);  // not started: the test plays the subscriber
   keys->on_subscribed(true);
   EXPECT_FALSE(keys->current()) << "current before a heartbeat made the trip";
-  keys->on_message(keys->heartbeat_channel(), trellis::gateway::RedisReply{});
+  keys->on_message(keys->heartbeat_channel(), heartbeat());
   EXPECT_TRUE(keys->current());
-  std::this_thread::sleep_for(100ms);  // more than 3 heartbeats of 20 ms
+  std::this_thread::sleep_for(100ms);  // silence: more than 3 heartbeats of 20 ms
   EXPECT_FALSE(keys->current());
-  keys->on_message(keys->heartbeat_channel(), trellis::gateway::RedisReply{});
+  keys->on_message(keys->heartbeat_channel(), heartbeat());
+  EXPECT_TRUE(keys->current());
+  // A lagging connection: heartbeats keep arriving, but each was sent long ago.
+  keys->on_subscribed(true);
+  for (int i = 0; i < 3; ++i) {
+    keys->on_message(keys->heartbeat_channel(), heartbeat(200ms));
+    EXPECT_FALSE(keys->current()) << "a heartbeat sent 200 ms ago made the copies current";
+  }
+  keys->on_message(keys->heartbeat_channel(), heartbeat());
   EXPECT_TRUE(keys->current());
   keys->on_subscribed(false);
   EXPECT_FALSE(keys->current());
+}
+
+TEST_F(TrackedKeysTest, ASubscriberWhoseHeartbeatsNeverComeBackIsReconnected) {
+  // The reader reaches nothing, so no heartbeat is published: like a subscriber left on a
+  // server that no longer gets this gateway's writes.
+  RedisOptions nowhere = options_;
+  nowhere.port = unused_local_port();
+  auto reader = RedisClient::create(io_.io, nowhere);
+  reader->start();
+  client_name_ = "trellis-test-tracking-stuck-" + std::to_string(::getpid());
+  TrackedKeys keys(io_.io, options_, reader, TrackedKeysOptions{100, 50, {prefix_}, client_name_},
+                   registry_);
+  keys.start();
+  ASSERT_TRUE(wait_until([&] { return !subscriber_id().empty(); }, 3s));
+  auto first = subscriber_id();
+  ASSERT_TRUE(wait_until(
+      [&] {
+        auto now = subscriber_id();
+        return !now.empty() && now != first;
+      },
+      5s))
+      << "the subscriber was never reconnected";
+  EXPECT_FALSE(keys.current());
+  keys.stop();
+  reader->stop();
 }
 
 TEST_F(TrackedKeysTest, HoldsAtMostMaxKeysDroppingTheLeastRecentlyUsed) {

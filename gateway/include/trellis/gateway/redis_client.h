@@ -79,6 +79,9 @@ class RedisClient {
   // Disconnects for good (a stopped client cannot be restarted); pending callbacks get ok=false
   // "stopped". Idempotent, safe from any thread, never blocks.
   void stop();
+  // Drops the current connection, if any, and connects again (usual backoff): for a connection
+  // that looks alive but is not useful any more. Safe from any thread.
+  void reconnect();
 
   // Sends one command (binary-safe args). `done` is called exactly once, on an io_context thread
   // and never inline inside command(), with the reply or with ok=false. When not connected it fails

@@ -6,9 +6,13 @@
 // Redis sends it the name of every such key that changes (written, deleted, expired, evicted;
 // FLUSHALL). A copy is used only while that connection is subscribed and a heartbeat, published
 // through the ordinary connection every `heartbeat_ms`, came back within 3 heartbeats: otherwise
-// every lookup goes to Redis as before. So a change made anywhere reaches every gateway when its
-// invalidation message does (well under a millisecond on one host), and after a silent network
-// failure copies stop being used within 3 × heartbeat_ms.
+// every lookup goes to Redis as before. Heartbeats carry their send time and queue behind the
+// invalidations on the subscriber connection, so the copies are never older than 3 × heartbeat_ms,
+// whether that connection went silent or lags. Redis sends a change's invalidation in the same
+// event-loop turn as its reply to the writer, so in practice every gateway has it before the
+// writer's client can ask again — but not strictly: a gateway may answer a request it is handling
+// at that very moment from its copy. A subscriber that stays connected without heartbeats coming
+// back (e.g. left on a demoted server after a failover) is reconnected after 6 heartbeats.
 //
 // A read from Redis is remembered only if no invalidation of its keys arrived while it was in
 // flight (the invalidation may overtake the reply on the other connection). Keys changed by this
@@ -73,7 +77,8 @@ class TrackedKeys {
   void on_subscribed(bool subscribed);
   void on_message(const std::string& channel, const RedisReply& payload);
   const std::string& heartbeat_channel() const { return heartbeat_channel_; }
-  bool current();  // the copies may be used now
+  static std::string heartbeat_payload();  // a heartbeat sent now
+  bool current();                          // the copies may be used now
 
  private:
   struct Entry {
@@ -92,7 +97,8 @@ class TrackedKeys {
   void invalidate_locked(const std::string& key);
   void clear_locked();
   void store_locked(const std::string& key, std::optional<std::string> value);
-  void heartbeat();
+  void heartbeat();  // under link_->mutex
+  void publish_heartbeat();
 
   TrackedKeysOptions options_;
   std::shared_ptr<RedisClient> reader_;
@@ -109,7 +115,10 @@ class TrackedKeys {
   uint64_t sequence_ = 0;  // counts invalidations of keys being read
   uint64_t epoch_ = 0;     // bumped when every copy is dropped (connection change, flush, gap)
   bool subscribed_ = false;
-  std::optional<Clock::time_point> last_heartbeat_;
+  Clock::time_point subscribed_at_{};
+  std::optional<Clock::time_point> last_heartbeat_;  // send time of the newest one back
+  Clock::time_point last_reconnect_{};
+  bool stopped_ = false;  // under link_->mutex
 
   metrics::Family<metrics::Counter>& lookups_;
   metrics::Counter& hits_;

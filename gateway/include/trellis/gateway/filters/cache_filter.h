@@ -3,7 +3,8 @@
 // If-None-Match → 304, Cache-Control (private for per-user data), X-Cache: HIT|MISS|BYPASS,
 // request coalescing (concurrent misses on one key make one upstream call). A successful write
 // named in `invalidated_by` bumps the (route, user) generation in Redis before its response is
-// sent, so no replica serves the old data afterwards. Generations are read through the tracked
+// sent, so replicas stop serving the old data as soon as Redis' invalidation reaches them (see
+// tracked_keys.h for how soon). Generations are read through the tracked
 // local copies (tracked_keys.h): an L1 hit whose generation is held needs no Redis round trip.
 // Redis unreachable: the cache is bypassed.
 #pragma once
