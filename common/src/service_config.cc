@@ -16,6 +16,7 @@ int read_int(config::ObjectReader& reader, const std::string& key, int value, in
 void read_runtime_settings(config::ObjectReader& root, RuntimeSettings& out) {
   auto grpc = root.get_object("grpc");
   out.grpc_listen = grpc.get_string("listen", out.grpc_listen);
+  out.grpc_idle_threads = read_int(grpc, "idle_threads", out.grpc_idle_threads, 1, 1024);
   grpc.reject_unknown_keys();
 
   out.log_level = root.get_string("log_level", out.log_level);

@@ -203,8 +203,10 @@ class MetricsInterceptorFactory final
 
 }  // namespace
 
-ServiceHost::ServiceHost(std::string listen_address, metrics::Registry& registry)
-    : listen_address_(std::move(listen_address)), registry_(registry) {}
+ServiceHost::ServiceHost(std::string listen_address, metrics::Registry& registry, int idle_threads)
+    : listen_address_(std::move(listen_address)),
+      registry_(registry),
+      idle_threads_(idle_threads) {}
 
 ServiceHost::ServiceHost(std::string listen_address)
     : listen_address_(std::move(listen_address)),
@@ -226,6 +228,7 @@ void ServiceHost::start(bool serving) {
   builder.AddListeningPort(listen_address_, grpc::InsecureServerCredentials(), &bound_port_);
   // Requests from the gateway are bounded at 1 MiB of JSON; protobuf is smaller.
   builder.SetMaxReceiveMessageSize(4 * 1024 * 1024);
+  builder.SetSyncServerOption(grpc::ServerBuilder::SyncServerOption::MAX_POLLERS, idle_threads_);
   for (auto& [service, name] : services_) builder.RegisterService(service);
   std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
   interceptors.push_back(std::make_unique<MetricsInterceptorFactory>(registry_));

@@ -55,7 +55,7 @@ int run(const std::string& config_path, const std::vector<std::string>& command)
   notifications::EventConsumer consumer(store, config.consumer, config.push, config.redis,
                                         &registry);
 
-  service::ServiceHost host(config.grpc_listen, registry);
+  service::ServiceHost host(config.grpc_listen, registry, config.grpc_idle_threads);
   host.add_service(&handler, notifications::v1::NotificationService::service_full_name());
   // Health says NOT_SERVING while the schema is brought up to date, then SERVING.
   host.start(/*serving=*/false);

@@ -57,7 +57,7 @@ int run(const std::string& config_path, const std::vector<std::string>& command)
   orders::OutboxRelay relay(pool, config.orders, config.redis, &registry);
   orders::Maintenance maintenance(store, config.orders, &registry);
 
-  service::ServiceHost host(config.grpc_listen, registry);
+  service::ServiceHost host(config.grpc_listen, registry, config.grpc_idle_threads);
   host.add_service(&handler, orders::v1::OrderService::service_full_name());
   // Health says NOT_SERVING while the schema is brought up to date, then SERVING.
   host.start(/*serving=*/false);

@@ -14,6 +14,7 @@ TEST(OrdersConfig, DefaultsAreTheDocumentedValues) {
   TempConfig file("{}");
   auto config = load_config(file.path());
   EXPECT_EQ(config.grpc_listen, "127.0.0.1:50052");
+  EXPECT_EQ(config.grpc_idle_threads, 32);
   EXPECT_EQ(config.database.dbname, "trellis_orders");
   EXPECT_EQ(config.database.user, "trellis_orders");
   EXPECT_TRUE(config.migrate_on_start);
@@ -28,7 +29,7 @@ TEST(OrdersConfig, DefaultsAreTheDocumentedValues) {
 
 TEST(OrdersConfig, ReadsEveryBlock) {
   TempConfig file(R"({
-    "grpc": {"listen": "0.0.0.0:6000"}, "log_level": "debug",
+    "grpc": {"listen": "0.0.0.0:6000", "idle_threads": 4}, "log_level": "debug",
     "database": {"host": "db", "port": 6543, "dbname": "o", "user": "u", "password": "p",
                  "pool_size": 3},
     "migrate_on_start": false, "redis": {"host": "r", "port": 7000, "timeout_ms": 50},
@@ -36,6 +37,7 @@ TEST(OrdersConfig, ReadsEveryBlock) {
                "relay_stream": "s:1", "relay_interval_ms": 10}})");
   auto config = load_config(file.path());
   EXPECT_EQ(config.grpc_listen, "0.0.0.0:6000");
+  EXPECT_EQ(config.grpc_idle_threads, 4);
   EXPECT_EQ(config.database.port, 6543);
   EXPECT_EQ(config.database.pool_size, 3);
   EXPECT_FALSE(config.migrate_on_start);
@@ -57,6 +59,7 @@ TEST(OrdersConfig, RejectsUnknownKeysAndBadValues) {
            R"({"orders": {"relay_stream": ""}})",
            R"({"orders": {"relay_interval_ms": "fast"}})",
            R"({"log_level": "loud"})",
+           R"({"grpc": {"idle_threads": 0}})",
        }) {
     TempConfig file(text);
     EXPECT_THROW(load_config(file.path()), config::ConfigError) << text;

@@ -68,7 +68,7 @@ int run(const std::string& config_path, const std::vector<std::string>& command)
   users::AuthHandler auth(deps);
   users::UserHandler user(deps);
 
-  service::ServiceHost host(config.grpc_listen, registry);
+  service::ServiceHost host(config.grpc_listen, registry, config.grpc_idle_threads);
   host.add_service(&auth, users::v1::AuthService::service_full_name());
   host.add_service(&user, users::v1::UserService::service_full_name());
   // Health says NOT_SERVING while the schema is brought up to date, then SERVING.

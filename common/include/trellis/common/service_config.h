@@ -1,4 +1,4 @@
-// The configuration blocks every service shares, read the same way everywhere: `grpc.listen`,
+// The configuration blocks every service shares, read the same way everywhere: `grpc.*`,
 // `log_level`, `metrics.listen`, `shutdown.{drain_delay_ms,grace_ms}`, `tracing.otlp_endpoint`,
 // `database.*` and `redis.*`. A service's Config derives from RuntimeSettings and adds its own.
 #pragma once
@@ -12,6 +12,10 @@ namespace trellis::service {
 
 struct RuntimeSettings {
   std::string grpc_listen;  // "host:port" of the gRPC server
+  // Handler threads kept waiting for calls between bursts (gRPC's MAX_POLLERS). gRPC's default
+  // of 2 makes every burst start new threads that exit right after their call: measured 0.23
+  // thread creations per order at 450 orders/s, about a quarter of the orders service's CPU.
+  int grpc_idle_threads = 32;
   std::string log_level = "info";
   std::string metrics_listen;  // "host:port" of GET /metrics; empty: no metrics endpoint
   int drain_delay_ms = 0;      // SIGTERM: NOT_SERVING at once, still serving this long (for LBs)
