@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <memory>
+#include <vector>
 
 #include "trellis/common/line_writer.h"
 
@@ -197,8 +198,8 @@ std::string render(Level level, std::string_view component, std::string_view mes
                    std::span<const Field> fields, std::span<const Field> more) {
   // Built directly (no JSON DOM): this runs for every access-log line. A key given twice keeps
   // its first place and its last value, as a JSON object would.
-  const Field* chosen[32];
-  size_t count = 0;
+  std::vector<const Field*> chosen;  // every field is kept, however many
+  chosen.reserve(fields.size() + more.size());
   std::string_view reserved[] = {"ts", "level", "component", "msg"};
   std::string reserved_value[4] = {now_rfc3339(), level_name(level), std::string(component),
                                    std::string(message)};
@@ -213,13 +214,13 @@ std::string render(Level level, std::string_view component, std::string_view mes
           placed = true;
         }
       }
-      for (size_t k = 0; k < count && !placed; ++k) {
+      for (size_t k = 0; k < chosen.size() && !placed; ++k) {
         if (same_key(chosen[k])) {
           chosen[k] = &field;
           placed = true;
         }
       }
-      if (!placed && count < std::size(chosen)) chosen[count++] = &field;
+      if (!placed) chosen.push_back(&field);
     }
   }
   std::string out;
@@ -236,7 +237,7 @@ std::string render(Level level, std::string_view component, std::string_view mes
   };
   out.push_back('{');
   for (size_t r = 0; r < 4; ++r) append_field(reserved[r], reserved_override[r], reserved_value[r]);
-  for (size_t k = 0; k < count; ++k) append_field(chosen[k]->key, chosen[k], {});
+  for (const auto* field : chosen) append_field(field->key, field, {});
   out.push_back('}');
   return out;
 }

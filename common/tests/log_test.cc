@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 #include <random>
 #include <string>
+#include <vector>
 
 namespace trellis::log {
 namespace {
@@ -80,6 +81,16 @@ TEST(Log, ARepeatedKeyKeepsItsPlaceAndTheLastValue) {
   EXPECT_EQ(parsed["user"], "b");
   EXPECT_EQ(parsed["msg"], "override");
   EXPECT_LT(line.find("\"ts\""), line.find("\"request_id\""));
+}
+
+TEST(Log, KeepsEveryFieldHoweverMany) {
+  std::vector<std::string> keys;  // Field keys are views
+  for (int i = 0; i < 50; ++i) keys.push_back("k" + std::to_string(i));
+  std::vector<Field> fields;
+  for (int i = 0; i < 50; ++i) fields.emplace_back(keys[i], std::to_string(i));
+  auto parsed = nlohmann::json::parse(render(Level::kInfo, "c", "m", fields, {}));
+  EXPECT_EQ(parsed.size(), 54u);  // ts, level, component, msg and the 50
+  EXPECT_EQ(parsed["k49"], "49");
 }
 
 TEST(Log, ParsesLevels) {
