@@ -49,6 +49,10 @@ Tracer::Tracer(TracerOptions options) : options_(std::move(options)) {
 }
 
 Tracer::~Tracer() {
+  shutdown();
+}
+
+void Tracer::shutdown() {
   {
     std::lock_guard lock(mutex_);
     stopping_ = true;
@@ -60,7 +64,7 @@ Tracer::~Tracer() {
 void Tracer::record(Span span) {
   if (!enabled_) return;
   std::lock_guard lock(mutex_);
-  if (queue_.size() >= options_.max_queue) {
+  if (stopping_ || queue_.size() >= options_.max_queue) {
     ++dropped_;
     return;
   }

@@ -79,13 +79,20 @@ TEST(Tracer, ExportsChildSpansOfTheCurrentSpanToTheCollector) {
     close(client);
     return request;
   });
+  Tracer tracer({"http://127.0.0.1:" + std::to_string(ntohs(address.sin_port)) + "/v1/traces",
+                 "users", 100, 50});
   {
-    Tracer tracer({"http://127.0.0.1:" + std::to_string(ntohs(address.sin_port)) + "/v1/traces",
-                   "users", 100, 50});
     ScopedCurrentSpan scope({&tracer, "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"});
     { ChildSpan child("db.transaction", SpanKind::kClient, {{"db.system", "postgresql"}}); }
-  }  // the destructor flushes
+  }
+  tracer.shutdown();  // exports what is queued, as the destructor (or a fast exit) does
   ASSERT_EQ(received.wait_for(std::chrono::seconds(5)), std::future_status::ready);
+  EXPECT_EQ(tracer.exported(), 1u);
+  {
+    ScopedCurrentSpan scope({&tracer, "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"});
+    { ChildSpan late("late", SpanKind::kClient, {}); }
+  }
+  EXPECT_EQ(tracer.dropped(), 1u) << "a span after shutdown must be dropped, not queued";
   auto request = received.get();
   close(listener);
   EXPECT_EQ(request.rfind("POST /v1/traces HTTP/1.1", 0), 0u);

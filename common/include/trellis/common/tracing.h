@@ -42,7 +42,10 @@ struct TracerOptions {
 class Tracer {
  public:
   explicit Tracer(TracerOptions options);  // throws std::invalid_argument on a bad endpoint
-  ~Tracer();                               // flushes what is queued (bounded by a 2 s timeout)
+  ~Tracer();  // shutdown()
+  // Exports what is queued (each request bounded by a 2 s timeout) and stops the exporter; spans
+  // recorded later are counted as dropped. Idempotent.
+  void shutdown();
   Tracer(const Tracer&) = delete;
   Tracer& operator=(const Tracer&) = delete;
 
