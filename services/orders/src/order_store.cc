@@ -120,9 +120,11 @@ void OrderStore::prepare(pqxx::connection& c) {
                                        "ORDER BY o.seq DESC LIMIT $3");
   c.prepare("orders_page_all",
             "SELECT " + columns + " FROM orders o WHERE o.seq < $1 ORDER BY o.seq DESC LIMIT $2");
+  // Due by the service's clock, the clock that set created_at (not the database's: the two may
+  // disagree by more than the delay).
   c.prepare("orders_auto_confirm",
             "WITH due AS (SELECT id FROM orders WHERE status = 'PENDING' "
-            "AND created_at <= now() - make_interval(secs => ($1::int / 1000.0)::float8) "
+            "AND created_at <= timestamptz 'epoch' + $1::bigint * interval '1 microsecond' "
             "ORDER BY created_at LIMIT $2 FOR UPDATE SKIP LOCKED) "
             "UPDATE orders AS o SET status = 'CONFIRMED', updated_at = now() FROM due "
             "WHERE o.id = due.id RETURNING " +
@@ -279,7 +281,8 @@ TransitionResult OrderStore::transition(const std::string& id, const Viewer& vie
 
 int OrderStore::auto_confirm(int delay_ms, int batch) {
   return db::with_transaction(pool_, [&](pqxx::work& tx) {
-    auto confirmed = read_orders(tx.exec_prepared("orders_auto_confirm", delay_ms, batch));
+    auto due_before_us = now_unix_micros() - int64_t{delay_ms} * 1000;
+    auto confirmed = read_orders(tx.exec_prepared("orders_auto_confirm", due_before_us, batch));
     write_events(tx, confirmed);
     return static_cast<int>(confirmed.size());
   });
