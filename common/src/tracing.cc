@@ -53,12 +53,14 @@ Tracer::~Tracer() {
 }
 
 void Tracer::shutdown() {
-  {
-    std::lock_guard lock(mutex_);
-    stopping_ = true;
-  }
-  wake_.notify_all();
-  if (thread_.joinable()) thread_.join();
+  std::call_once(shutdown_once_, [this] {
+    {
+      std::lock_guard lock(mutex_);
+      stopping_ = true;
+    }
+    wake_.notify_all();
+    if (thread_.joinable()) thread_.join();
+  });
 }
 
 void Tracer::record(Span span) {
@@ -123,6 +125,10 @@ void Tracer::run() {
         exported_ += batch.size();
       } else {
         dropped_ += batch.size();  // a collector outage loses spans, never memory
+        if (stopping) {            // and does not hold up the exit batch after batch
+          dropped_ += queue_.size();
+          queue_.clear();
+        }
       }
     }
     if (stopping) return;

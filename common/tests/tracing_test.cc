@@ -104,5 +104,31 @@ TEST(Tracer, ExportsChildSpansOfTheCurrentSpanToTheCollector) {
   EXPECT_EQ(span["kind"], 3);
 }
 
+TEST(Tracer, ShutdownWithAStalledCollectorCostsOneTimeoutNotOnePerBatch) {
+  // Accepts connections (the kernel's backlog) and never answers.
+  int listener = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  inet_pton(AF_INET, "127.0.0.1", &address.sin_addr);
+  ASSERT_EQ(bind(listener, reinterpret_cast<sockaddr*>(&address), sizeof address), 0);
+  listen(listener, 16);
+  socklen_t length = sizeof address;
+  getsockname(listener, reinterpret_cast<sockaddr*>(&address), &length);
+  // One span per batch, and a flush interval long enough that nothing goes out before shutdown.
+  Tracer tracer({"http://127.0.0.1:" + std::to_string(ntohs(address.sin_port)) + "/v1/traces",
+                 "users", 100, 60000, 1});
+  {
+    ScopedCurrentSpan scope({&tracer, "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"});
+    for (int i = 0; i < 4; ++i) ChildSpan("stalled", SpanKind::kClient, {});
+  }
+  auto started = std::chrono::steady_clock::now();
+  tracer.shutdown();
+  EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::milliseconds(3500))
+      << "each batch waited for its own timeout";
+  EXPECT_EQ(tracer.dropped(), 4u);
+  EXPECT_EQ(tracer.exported(), 0u);
+  close(listener);
+}
+
 }  // namespace
 }  // namespace trellis::tracing

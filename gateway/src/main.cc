@@ -170,6 +170,7 @@ int run(const std::string& config_path) {
     // the teardown (requests were drained or abandoned already; nothing else is left to save).
     log::warn("upstream calls still outstanding at exit, exiting without teardown",
               {{"calls", left}});
+    log::flush();       // first: the tracer may take up to its 2 s export timeout
     tracer.shutdown();  // the spans of the requests that did finish still reach the collector
     log::flush();
     std::_Exit(0);

@@ -114,7 +114,28 @@ std::string TrackedKeys::heartbeat_payload() {
 }
 
 void TrackedKeys::publish_heartbeat() {
-  reader_->command({"PUBLISH", heartbeat_channel_, heartbeat_payload()}, [](RedisResult) {});
+  reader_->command({"PUBLISH", heartbeat_channel_, heartbeat_payload()}, [link = link_](
+                                                                             RedisResult result) {
+    if (!result.ok || result.reply.type != RedisReply::Type::kInteger) return;
+    link->with_owner([&](TrackedKeys& self) { self.on_heartbeat_published(result.reply.integer); });
+  });
+}
+
+void TrackedKeys::on_heartbeat_published(long long receivers) {
+  // Nobody received it although the subscriber says it is subscribed: it is attached to
+  // another server than the writes (e.g. left on a demoted one after a failover). A reader
+  // that cannot publish says nothing about the subscriber and is not counted.
+  bool reconnect = false;
+  {
+    std::lock_guard lock(mutex_);
+    unheard_heartbeats_ = receivers > 0 || !subscribed_ ? 0 : unheard_heartbeats_ + 1;
+    reconnect = unheard_heartbeats_ >= kHeartbeatsMissedBeforeStale;
+    if (reconnect) unheard_heartbeats_ = 0;
+  }
+  if (reconnect && subscriber_) {
+    log::warn("redis key tracking: heartbeats reach no subscriber, reconnecting it");
+    subscriber_->reconnect();
+  }
 }
 
 bool TrackedKeys::current() {
@@ -224,7 +245,7 @@ void TrackedKeys::on_subscribed(bool subscribed) {
   // Whatever was held may have changed while no connection listened.
   clear_locked();
   subscribed_ = subscribed;
-  subscribed_at_ = Clock::now();
+  unheard_heartbeats_ = 0;
   last_heartbeat_.reset();  // current again once a heartbeat made the whole trip
   current_gauge_.set(0);
   if (subscribed) {
@@ -239,9 +260,11 @@ void TrackedKeys::on_subscribed(bool subscribed) {
 void TrackedKeys::on_message(const std::string& channel, const RedisReply& payload) {
   std::lock_guard lock(mutex_);
   if (channel == heartbeat_channel_) {
-    // Its payload is when this process published it. Redis sent every invalidation it emitted
-    // before that PUBLISH ahead of it on this connection, so copies are as fresh as the newest
-    // heartbeat's send time — whether the connection was silent or is lagging behind.
+    // Its payload is when this process published it. Every invalidation Redis emitted for a
+    // write it executed before that PUBLISH is ahead of it on this connection (one caveat:
+    // broadcast invalidations of writes in the same event-loop turn are sent at the end of the
+    // turn, microseconds after the message), so copies are as fresh as the newest heartbeat's
+    // send time, whether the connection was silent or is lagging behind.
     Clock::time_point sent;
     try {
       sent = Clock::time_point(Clock::duration(std::stoll(payload.str)));
@@ -264,22 +287,23 @@ void TrackedKeys::on_message(const std::string& channel, const RedisReply& paylo
 }
 
 void TrackedKeys::heartbeat() {
+  if (stopped_) return;  // a tick that was already queued when stop() cancelled the timer
   publish_heartbeat();
-  bool stuck = false;
   {
     std::lock_guard lock(mutex_);
-    auto now = Clock::now();
-    current_gauge_.set(current_locked(now) ? 1 : 0);
-    // Subscribed, but no heartbeat comes back (e.g. still attached to a server that no longer
-    // gets the writes after a failover): connect again rather than read Redis forever.
-    auto since = std::max(subscribed_at_, last_heartbeat_.value_or(subscribed_at_));
-    stuck =
-        subscribed_ && now - since > 2 * max_silence_ && now - last_reconnect_ > 2 * max_silence_;
-    if (stuck) last_reconnect_ = now;
-  }
-  if (stuck) {
-    log::warn("redis key tracking heartbeats missing, reconnecting the subscriber");
-    subscriber_->reconnect();
+    bool now_current = current_locked(Clock::now());
+    current_gauge_.set(now_current ? 1 : 0);
+    if (subscribed_ && now_current != was_current_) {
+      if (now_current) {
+        log::info("redis key tracking current again");
+      } else {
+        log::warn(
+            "redis key tracking heartbeats late: revocation and cache generations read "
+            "from redis",
+            {{"max_silence_ms", max_silence_.count()}});
+      }
+    }
+    was_current_ = now_current;
   }
   timer_->timer.expires_after(std::chrono::milliseconds(options_.heartbeat_ms));
   timer_->timer.async_wait([link = link_](const boost::system::error_code& error) {

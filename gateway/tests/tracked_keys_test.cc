@@ -159,20 +159,20 @@ trellis::gateway::RedisReply heartbeat(TrackedKeys::Clock::duration age = {}) {
 }
 
 TEST_F(TrackedKeysTest, CopiesAreOnlyAsOldAsTheNewestHeartbeatThatCameBack) {
-  auto keys = tracked(100, 20);  // not started: the test plays the subscriber
+  auto keys = tracked(100, 200);  // not started: the test plays the subscriber
   keys->on_subscribed(true);
   EXPECT_FALSE(keys->current()) << "current before a heartbeat made the trip";
   keys->on_message(keys->heartbeat_channel(), heartbeat());
   EXPECT_TRUE(keys->current());
-  std::this_thread::sleep_for(100ms);  // silence: more than 3 heartbeats of 20 ms
+  std::this_thread::sleep_for(700ms);  // silence: more than 3 heartbeats of 200 ms
   EXPECT_FALSE(keys->current());
   keys->on_message(keys->heartbeat_channel(), heartbeat());
   EXPECT_TRUE(keys->current());
   // A lagging connection: heartbeats keep arriving, but each was sent long ago.
   keys->on_subscribed(true);
   for (int i = 0; i < 3; ++i) {
-    keys->on_message(keys->heartbeat_channel(), heartbeat(200ms));
-    EXPECT_FALSE(keys->current()) << "a heartbeat sent 200 ms ago made the copies current";
+    keys->on_message(keys->heartbeat_channel(), heartbeat(700ms));
+    EXPECT_FALSE(keys->current()) << "a heartbeat sent 700 ms ago made the copies current";
   }
   keys->on_message(keys->heartbeat_channel(), heartbeat());
   EXPECT_TRUE(keys->current());
@@ -180,19 +180,22 @@ TEST_F(TrackedKeysTest, CopiesAreOnlyAsOldAsTheNewestHeartbeatThatCameBack) {
   EXPECT_FALSE(keys->current());
 }
 
-TEST_F(TrackedKeysTest, ASubscriberWhoseHeartbeatsNeverComeBackIsReconnected) {
-  // The reader reaches nothing, so no heartbeat is published: like a subscriber left on a
-  // server that no longer gets this gateway's writes.
-  RedisOptions nowhere = options_;
-  nowhere.port = unused_local_port();
-  auto reader = RedisClient::create(io_.io, nowhere);
-  reader->start();
-  client_name_ = "trellis-test-tracking-stuck-" + std::to_string(::getpid());
-  TrackedKeys keys(io_.io, options_, reader, TrackedKeysOptions{100, 50, {prefix_}, client_name_},
-                   registry_);
-  keys.start();
-  ASSERT_TRUE(wait_until([&] { return !subscriber_id().empty(); }, 3s));
+TEST_F(TrackedKeysTest, ASubscriberThatHeartbeatsDoNotReachIsReconnected) {
+  auto keys = tracked(100, 5000);  // the timer's own heartbeats stay out of the way
+  keys->start();
+  ASSERT_TRUE(wait_until([&] { return keys->current(); }, 3s));
   auto first = subscriber_id();
+  ASSERT_FALSE(first.empty());
+  // PUBLISH answered "0 receivers" three times in a row: like a subscriber left on a server that
+  // no longer gets this gateway's writes.
+  keys->on_heartbeat_published(0);
+  keys->on_heartbeat_published(0);
+  keys->on_heartbeat_published(1);  // one that arrived resets the count
+  keys->on_heartbeat_published(0);
+  keys->on_heartbeat_published(0);
+  std::this_thread::sleep_for(300ms);
+  EXPECT_EQ(subscriber_id(), first) << "reconnected before three unheard heartbeats in a row";
+  keys->on_heartbeat_published(0);
   ASSERT_TRUE(wait_until(
       [&] {
         auto now = subscriber_id();
@@ -200,7 +203,24 @@ TEST_F(TrackedKeysTest, ASubscriberWhoseHeartbeatsNeverComeBackIsReconnected) {
       },
       5s))
       << "the subscriber was never reconnected";
-  EXPECT_FALSE(keys.current());
+  ASSERT_TRUE(wait_until([&] { return keys->current(); }, 5s));
+  keys->stop();
+}
+
+TEST_F(TrackedKeysTest, AReaderThatCannotPublishLeavesTheSubscriberAlone) {
+  RedisOptions nowhere = options_;
+  nowhere.port = unused_local_port();
+  auto reader = RedisClient::create(io_.io, nowhere);
+  reader->start();
+  client_name_ = "trellis-test-tracking-noreader-" + std::to_string(::getpid());
+  TrackedKeys keys(io_.io, options_, reader, TrackedKeysOptions{100, 50, {prefix_}, client_name_},
+                   registry_);
+  keys.start();
+  ASSERT_TRUE(wait_until([&] { return !subscriber_id().empty(); }, 3s));
+  auto first = subscriber_id();
+  std::this_thread::sleep_for(600ms);  // 12 heartbeats that could not be published
+  EXPECT_EQ(subscriber_id(), first);
+  EXPECT_FALSE(keys.current()) << "current without a heartbeat that came back";
   keys.stop();
   reader->stop();
 }

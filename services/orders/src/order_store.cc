@@ -120,8 +120,8 @@ void OrderStore::prepare(pqxx::connection& c) {
                                        "ORDER BY o.seq DESC LIMIT $3");
   c.prepare("orders_page_all",
             "SELECT " + columns + " FROM orders o WHERE o.seq < $1 ORDER BY o.seq DESC LIMIT $2");
-  // Due by the service's clock, the clock that set created_at (not the database's: the two may
-  // disagree by more than the delay).
+  // Due by the service's clock, the kind of clock that set created_at (replicas' clocks are
+  // NTP-synchronised; the database's may be another machine's and is not compared with it).
   c.prepare("orders_auto_confirm",
             "WITH due AS (SELECT id FROM orders WHERE status = 'PENDING' "
             "AND created_at <= timestamptz 'epoch' + $1::bigint * interval '1 microsecond' "

@@ -42,9 +42,10 @@ struct TracerOptions {
 class Tracer {
  public:
   explicit Tracer(TracerOptions options);  // throws std::invalid_argument on a bad endpoint
-  ~Tracer();  // shutdown()
-  // Exports what is queued (each request bounded by a 2 s timeout) and stops the exporter; spans
-  // recorded later are counted as dropped. Idempotent.
+  ~Tracer();                               // shutdown()
+  // Exports what is queued and stops the exporter; spans recorded later are counted as dropped.
+  // Bounded: once stopping, the first failed export drops what is left (a collector that is
+  // down costs one 2 s timeout, not one per batch). Idempotent, also across threads.
   void shutdown();
   Tracer(const Tracer&) = delete;
   Tracer& operator=(const Tracer&) = delete;
@@ -71,6 +72,7 @@ class Tracer {
   bool stopping_ = false;
   uint64_t dropped_ = 0, exported_ = 0;
   std::thread thread_;
+  std::once_flag shutdown_once_;
 };
 
 // The span a service thread is working for, so that database and Redis calls made deep inside a

@@ -11,8 +11,8 @@
 // whether that connection went silent or lags. Redis sends a change's invalidation in the same
 // event-loop turn as its reply to the writer, so in practice every gateway has it before the
 // writer's client can ask again — but not strictly: a gateway may answer a request it is handling
-// at that very moment from its copy. A subscriber that stays connected without heartbeats coming
-// back (e.g. left on a demoted server after a failover) is reconnected after 6 heartbeats.
+// at that very moment from its copy. A subscriber that stays connected while its heartbeats reach
+// nobody (e.g. left on a demoted server after a failover) is reconnected after 3 of them.
 //
 // A read from Redis is remembered only if no invalidation of its keys arrived while it was in
 // flight (the invalidation may overtake the reply on the other connection). Keys changed by this
@@ -78,7 +78,10 @@ class TrackedKeys {
   void on_message(const std::string& channel, const RedisReply& payload);
   const std::string& heartbeat_channel() const { return heartbeat_channel_; }
   static std::string heartbeat_payload();  // a heartbeat sent now
-  bool current();                          // the copies may be used now
+  // PUBLISH's answer: how many subscribers got the heartbeat (0 three times in a row while
+  // subscribed: the subscriber is reconnected).
+  void on_heartbeat_published(long long receivers);
+  bool current();  // the copies may be used now
 
  private:
   struct Entry {
@@ -115,10 +118,10 @@ class TrackedKeys {
   uint64_t sequence_ = 0;  // counts invalidations of keys being read
   uint64_t epoch_ = 0;     // bumped when every copy is dropped (connection change, flush, gap)
   bool subscribed_ = false;
-  Clock::time_point subscribed_at_{};
   std::optional<Clock::time_point> last_heartbeat_;  // send time of the newest one back
-  Clock::time_point last_reconnect_{};
-  bool stopped_ = false;  // under link_->mutex
+  int unheard_heartbeats_ = 0;  // published in a row while subscribed, received by nobody
+  bool was_current_ = false;    // at the last heartbeat tick, for logging changes
+  bool stopped_ = false;        // under link_->mutex
 
   metrics::Family<metrics::Counter>& lookups_;
   metrics::Counter& hits_;
