@@ -24,6 +24,19 @@ Span sample() {
   return span;
 }
 
+// A listening socket on 127.0.0.1 (an OS-chosen port, in `address`); -1 on failure.
+int listen_on_loopback(sockaddr_in& address, int backlog) {
+  int listener = socket(AF_INET, SOCK_STREAM, 0);
+  address = {};
+  address.sin_family = AF_INET;
+  inet_pton(AF_INET, "127.0.0.1", &address.sin_addr);
+  if (bind(listener, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0) return -1;
+  listen(listener, backlog);
+  socklen_t length = sizeof address;
+  getsockname(listener, reinterpret_cast<sockaddr*>(&address), &length);
+  return listener;
+}
+
 TEST(Tracer, RendersOtlpJson) {
   Tracer tracer({"", "gateway"});
   auto body = nlohmann::json::parse(tracer.render({sample()}));
@@ -52,14 +65,9 @@ TEST(Tracer, RejectsBadEndpoints) {
 }
 
 TEST(Tracer, ExportsChildSpansOfTheCurrentSpanToTheCollector) {
-  int listener = socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in address{};
-  address.sin_family = AF_INET;
-  inet_pton(AF_INET, "127.0.0.1", &address.sin_addr);
-  ASSERT_EQ(bind(listener, reinterpret_cast<sockaddr*>(&address), sizeof address), 0);
-  listen(listener, 4);
-  socklen_t length = sizeof address;
-  getsockname(listener, reinterpret_cast<sockaddr*>(&address), &length);
+  int listener = listen_on_loopback(address, 4);
+  ASSERT_GE(listener, 0);
   auto received = std::async(std::launch::async, [listener] {
     int client = accept(listener, nullptr, nullptr);
     std::string request;
@@ -106,14 +114,9 @@ TEST(Tracer, ExportsChildSpansOfTheCurrentSpanToTheCollector) {
 
 TEST(Tracer, ShutdownWithAStalledCollectorCostsOneTimeoutNotOnePerBatch) {
   // Accepts connections (the kernel's backlog) and never answers.
-  int listener = socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in address{};
-  address.sin_family = AF_INET;
-  inet_pton(AF_INET, "127.0.0.1", &address.sin_addr);
-  ASSERT_EQ(bind(listener, reinterpret_cast<sockaddr*>(&address), sizeof address), 0);
-  listen(listener, 16);
-  socklen_t length = sizeof address;
-  getsockname(listener, reinterpret_cast<sockaddr*>(&address), &length);
+  int listener = listen_on_loopback(address, 16);
+  ASSERT_GE(listener, 0);
   // One span per batch, and a flush interval long enough that nothing goes out before shutdown.
   Tracer tracer({"http://127.0.0.1:" + std::to_string(ntohs(address.sin_port)) + "/v1/traces",
                  "users", 100, 60000, 1});
