@@ -198,8 +198,22 @@ std::string render(Level level, std::string_view component, std::string_view mes
                    std::span<const Field> fields, std::span<const Field> more) {
   // Built directly (no JSON DOM): this runs for every access-log line. A key given twice keeps
   // its first place and its last value, as a JSON object would.
-  std::vector<const Field*> chosen;  // every field is kept, however many
-  chosen.reserve(fields.size() + more.size());
+  // Every field is kept; up to 32 without allocating (every access-log line comes here).
+  constexpr size_t kInline = 32;
+  const Field* inline_chosen[kInline];
+  std::vector<const Field*> spilled;
+  size_t count = 0;
+  auto chosen = [&](size_t k) -> const Field*& {
+    return k < kInline ? inline_chosen[k] : spilled[k - kInline];
+  };
+  auto choose = [&](const Field* field) {
+    if (count < kInline) {
+      inline_chosen[count] = field;
+    } else {
+      spilled.push_back(field);
+    }
+    ++count;
+  };
   std::string_view reserved[] = {"ts", "level", "component", "msg"};
   std::string reserved_value[4] = {now_rfc3339(), level_name(level), std::string(component),
                                    std::string(message)};
@@ -214,13 +228,13 @@ std::string render(Level level, std::string_view component, std::string_view mes
           placed = true;
         }
       }
-      for (size_t k = 0; k < chosen.size() && !placed; ++k) {
-        if (same_key(chosen[k])) {
-          chosen[k] = &field;
+      for (size_t k = 0; k < count && !placed; ++k) {
+        if (same_key(chosen(k))) {
+          chosen(k) = &field;
           placed = true;
         }
       }
-      if (!placed) chosen.push_back(&field);
+      if (!placed) choose(&field);
     }
   }
   std::string out;
@@ -237,7 +251,7 @@ std::string render(Level level, std::string_view component, std::string_view mes
   };
   out.push_back('{');
   for (size_t r = 0; r < 4; ++r) append_field(reserved[r], reserved_override[r], reserved_value[r]);
-  for (const auto* field : chosen) append_field(field->key, field, {});
+  for (size_t k = 0; k < count; ++k) append_field(chosen(k)->key, chosen(k), {});
   out.push_back('}');
   return out;
 }
