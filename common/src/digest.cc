@@ -1,8 +1,9 @@
 #include "trellis/common/digest.h"
 
-#include <openssl/sha.h>
+#include <openssl/evp.h>
 
 #include <cctype>
+#include <stdexcept>
 
 namespace trellis {
 
@@ -17,16 +18,35 @@ std::string to_hex(std::string_view bytes) {
   return hex;
 }
 
+namespace {
+
+// OpenSSL 3's one-shot SHA256()/SHA1() look the algorithm up in the provider on every call,
+// which costs more than hashing a short input (the gateway hashes a cache key per request).
+const EVP_MD* fetched(const char* name) {
+  const EVP_MD* md = EVP_MD_fetch(nullptr, name, nullptr);
+  if (md == nullptr) throw std::runtime_error(std::string("OpenSSL has no ") + name);
+  return md;  // kept for the life of the process
+}
+
+std::string digest_hex(const EVP_MD* md, std::string_view data) {
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int length = 0;
+  if (EVP_Digest(data.data(), data.size(), digest, &length, md, nullptr) != 1) {
+    throw std::runtime_error("digest failed");
+  }
+  return to_hex(std::string_view(reinterpret_cast<const char*>(digest), length));
+}
+
+}  // namespace
+
 std::string sha256_hex(std::string_view data) {
-  unsigned char digest[SHA256_DIGEST_LENGTH];
-  SHA256(reinterpret_cast<const unsigned char*>(data.data()), data.size(), digest);
-  return to_hex(std::string_view(reinterpret_cast<const char*>(digest), sizeof digest));
+  static const EVP_MD* const md = fetched("SHA256");
+  return digest_hex(md, data);
 }
 
 std::string sha1_hex(std::string_view data) {
-  unsigned char digest[SHA_DIGEST_LENGTH];
-  SHA1(reinterpret_cast<const unsigned char*>(data.data()), data.size(), digest);
-  return to_hex(std::string_view(reinterpret_cast<const char*>(digest), sizeof digest));
+  static const EVP_MD* const md = fetched("SHA1");
+  return digest_hex(md, data);
 }
 
 bool is_uuid(std::string_view text) {

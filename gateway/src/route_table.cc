@@ -97,7 +97,11 @@ PathTemplate PathTemplate::parse(std::string_view text) {
 }
 
 bool PathTemplate::match(std::string_view path, std::map<std::string, std::string>& bound) const {
-  auto parts = split_path(path);
+  return match_segments(split_path(path), bound);
+}
+
+bool PathTemplate::match_segments(const std::vector<std::string_view>& parts,
+                                  std::map<std::string, std::string>& bound) const {
   if (parts.size() != segments.size()) return false;
   std::map<std::string, std::string> values;
   for (size_t i = 0; i < parts.size(); ++i) {
@@ -194,20 +198,25 @@ void RouteTable::add(std::unique_ptr<Route> route) {
 
 RouteMatch RouteTable::match(std::string_view method, std::string_view path) const {
   RouteMatch result;
+  const auto parts = split_path(path);  // once, not once per template (this runs per request)
   int best_literals = -1;
+  for (const auto& route : routes_) {
+    // The most literal template wins: "/v1/users/me" before "/v1/users/{id}".
+    if (route->http_method != method || route->path.literal_count <= best_literals) continue;
+    std::map<std::string, std::string> params;
+    if (!route->path.match_segments(parts, params)) continue;
+    best_literals = route->path.literal_count;
+    result.route = route.get();
+    result.params = std::move(params);
+  }
+  if (result.route) return result;
+  // No route for this method: which methods the path has (405 with Allow), or none (404).
   std::set<std::string> allowed;
   for (const auto& route : routes_) {
     std::map<std::string, std::string> params;
-    if (!route->path.match(path, params)) continue;
-    allowed.insert(route->http_method);
-    // The most literal template wins: "/v1/users/me" before "/v1/users/{id}".
-    if (route->http_method == method && route->path.literal_count > best_literals) {
-      best_literals = route->path.literal_count;
-      result.route = route.get();
-      result.params = std::move(params);
-    }
+    if (route->path.match_segments(parts, params)) allowed.insert(route->http_method);
   }
-  if (!result.route) result.allowed_methods.assign(allowed.begin(), allowed.end());
+  result.allowed_methods.assign(allowed.begin(), allowed.end());
   return result;
 }
 

@@ -33,6 +33,9 @@ struct PathTemplate {
   static PathTemplate parse(std::string_view text);
   // Binds variables (percent-decoded) on success.
   bool match(std::string_view path, std::map<std::string, std::string>& bound) const;
+  // The same for a path already split at '/' (the route table splits once for every template).
+  bool match_segments(const std::vector<std::string_view>& parts,
+                      std::map<std::string, std::string>& bound) const;
 };
 
 enum class AuthMode { kRequired, kPublic };
