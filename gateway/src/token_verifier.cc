@@ -36,6 +36,12 @@ std::string revoked_token_key(std::string_view token_id) {
 std::string revoked_session_key(std::string_view session_id) {
   return std::string(kRevokedKeyPrefix) + "sid:" + std::string(session_id);
 }
+std::vector<std::string> revocation_markers(std::string_view token_id,
+                                            std::string_view session_id) {
+  std::vector<std::string> markers = {revoked_token_key(token_id)};
+  if (!session_id.empty()) markers.push_back(revoked_session_key(session_id));
+  return markers;
+}
 
 TokenVerifier::TokenVerifier(AuthFilterConfig config, const KeyCache& keys, Clock clock)
     : config_(std::move(config)),
@@ -98,8 +104,8 @@ size_t TokenVerifier::cached_tokens() const {
 void TokenVerifier::check_revocation(
     RedisClient& redis, const std::string& token_id, const std::string& session_id,
     std::function<void(RevocationStatus, std::string error)> done) {
-  std::vector<std::string> command = {"EXISTS", revoked_token_key(token_id)};
-  if (!session_id.empty()) command.push_back(revoked_session_key(session_id));
+  auto command = revocation_markers(token_id, session_id);
+  command.insert(command.begin(), "EXISTS");
   redis.command(std::move(command), [done = std::move(done)](RedisResult r) {
     if (!r.ok || r.reply.type != RedisReply::Type::kInteger) {
       done(RevocationStatus::kUnavailable, r.ok ? r.reply.str : r.error);

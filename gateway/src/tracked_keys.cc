@@ -241,13 +241,16 @@ void TrackedKeys::forget(const std::string& key) {
 }
 
 void TrackedKeys::on_subscribed(bool subscribed) {
-  std::lock_guard lock(mutex_);
-  // Whatever was held may have changed while no connection listened.
-  clear_locked();
-  subscribed_ = subscribed;
-  unheard_heartbeats_ = 0;
-  last_heartbeat_.reset();  // current again once a heartbeat made the whole trip
-  current_gauge_.set(0);
+  {
+    std::lock_guard lock(mutex_);
+    // Whatever was held may have changed while no connection listened.
+    clear_locked();
+    subscribed_ = subscribed;
+    unheard_heartbeats_ = 0;
+    last_heartbeat_.reset();  // current again once a heartbeat made the whole trip
+    current_gauge_.set(0);
+  }
+  // Outside the lock: lookups on the I/O threads never wait for a log line.
   if (subscribed) {
     // The first heartbeat now rather than at the next tick: current sooner after a reconnect.
     publish_heartbeat();
@@ -289,21 +292,20 @@ void TrackedKeys::on_message(const std::string& channel, const RedisReply& paylo
 void TrackedKeys::heartbeat() {
   if (stopped_) return;  // a tick that was already queued when stop() cancelled the timer
   publish_heartbeat();
+  bool now_current = false, changed = false;
   {
     std::lock_guard lock(mutex_);
-    bool now_current = current_locked(Clock::now());
+    now_current = current_locked(Clock::now());
     current_gauge_.set(now_current ? 1 : 0);
-    if (subscribed_ && now_current != was_current_) {
-      if (now_current) {
-        log::info("redis key tracking current again");
-      } else {
-        log::warn(
-            "redis key tracking heartbeats late: revocation and cache generations read "
-            "from redis",
-            {{"max_silence_ms", max_silence_.count()}});
-      }
-    }
+    changed = subscribed_ && now_current != was_current_;
     was_current_ = now_current;
+  }
+  if (changed && now_current) {
+    log::info("redis key tracking current again");
+  } else if (changed) {
+    log::warn(
+        "redis key tracking heartbeats late: revocation and cache generations read from redis",
+        {{"max_silence_ms", max_silence_.count()}});
   }
   timer_->timer.expires_after(std::chrono::milliseconds(options_.heartbeat_ms));
   timer_->timer.async_wait([link = link_](const boost::system::error_code& error) {

@@ -30,6 +30,7 @@ import atexit
 import http.client
 import json
 import os
+import re
 import secrets
 import shutil
 import subprocess
@@ -150,6 +151,14 @@ class KeepAliveSession:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def metric_value(port: int, series: str) -> float | None:
+    """The value of one series (name and labels as exposed, e.g. 'x_total{result="hit"}') on
+    GET /metrics at 127.0.0.1:port, or None when it is not there."""
+    text = http_request("127.0.0.1", port, "GET", "/metrics").body.decode()
+    match = re.search("^" + re.escape(series) + r"(?:\{\})? (\S+)$", text, re.MULTILINE)
+    return float(match.group(1)) if match else None
 
 
 def servers_from_env() -> dict[str, str]:

@@ -3,9 +3,7 @@ automatically after the configured delay, and the outbox relay delivers every ev
 Stream, also when its Redis was down for a while (it has one of its own here, so that the gateway's
 Redis stays up)."""
 
-import http.client
 import json
-import re
 import shutil
 import subprocess
 import tempfile
@@ -14,7 +12,7 @@ import unittest
 from datetime import datetime, timezone
 from pathlib import Path
 
-from harness import Stack, local
+from harness import Stack, local, metric_value
 from test_orders import ITEMS, signup, stream_entries
 
 AUTO_CONFIRM_MS = 1000
@@ -61,9 +59,7 @@ class OrderEventsTest(unittest.TestCase):
 
     def metric(self, series):
         """The value of one series on the orders service's /metrics, or None."""
-        text = scrape(self.metrics_port)
-        match = re.search(r"^" + re.escape(series) + r"(?:\{\})? (\S+)$", text, re.MULTILINE)
-        return float(match.group(1)) if match else None
+        return metric_value(self.metrics_port, series)
 
     def create(self):
         r = self.stack.http("POST", "/v1/orders", {"items": ITEMS, "currency": "EUR"},
@@ -116,15 +112,6 @@ class OrderEventsTest(unittest.TestCase):
         self.assertTrue(wait_for(lambda: self.metric("orders_outbox_backlog") == 0, timeout=5))
         self.assertGreaterEqual(self.metric('orders_created_total{status="created"}'), 1)
         self.assertIn("outbox relay cannot publish", self.stack.orders_log_text())
-
-
-def scrape(port):
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-    try:
-        conn.request("GET", "/metrics")
-        return conn.getresponse().read().decode()
-    finally:
-        conn.close()
 
 
 def parse_time(text):

@@ -6,13 +6,12 @@ three heartbeats."""
 import base64
 import json
 import os
-import re
 import signal
 import time
 import unittest
 import uuid
 
-from harness import Stack, http_request, local
+from harness import Stack, local, metric_value
 from replicas import wait_for
 
 CACHE = {"routes": [{"route": "/v1/users/me", "ttl_s": 60, "per_user": True,
@@ -37,9 +36,7 @@ class TrackedKeysTest(unittest.TestCase):
 
     @classmethod
     def metric(cls, name):
-        r = http_request("127.0.0.1", cls.admin_port, "GET", "/metrics")
-        match = re.search("^" + re.escape(name) + r" (\d+)$", r.body.decode(), re.MULTILINE)
-        return int(match.group(1)) if match else 0
+        return metric_value(cls.admin_port, name) or 0
 
     def user(self):
         r = self.stack.http("POST", "/v1/auth/signup",

@@ -57,13 +57,9 @@ void AuthFilter::on_request(const ExchangePtr& exchange) {
   identity.token_id = check.claims.token_id;
   identity.session_id = check.claims.session_id;
   identity.expires_at = check.claims.expires_at;
-  std::vector<std::string> markers = {revoked_token_key(identity.token_id)};
-  if (!identity.session_id.empty()) markers.push_back(revoked_session_key(identity.session_id));
-  auto any_present = [](const auto& values) {
-    return std::any_of(values.begin(), values.end(), [](const auto& v) { return v.has_value(); });
-  };
+  auto markers = revocation_markers(identity.token_id, identity.session_id);
   if (auto known = tracked_.lookup(markers)) {
-    if (any_present(*known)) {
+    if (std::any_of(known->begin(), known->end(), [](const auto& v) { return v.has_value(); })) {
       count("revoked");
       reject(exchange, "token_revoked", "access token has been revoked");
       return;

@@ -45,6 +45,13 @@ CacheFilter::CacheFilter(CacheSettings settings, RedisClient& redis, TrackedKeys
                                  "L1 entries evicted to stay within l1_max_bytes")
                         .with({})) {}
 
+std::optional<CacheEntry> CacheFilter::fresh_l1(const std::string& key,
+                                                const std::string& generation, int64_t now) {
+  auto entry = l1_.get(key);
+  if (!entry || entry->generation != generation || entry->expires_at_ms <= now) return std::nullopt;
+  return entry;
+}
+
 void CacheFilter::store_l1(const std::string& key, const CacheEntry& entry) {
   l1_evictions_.inc(l1_.put(key, entry));
   l1_bytes_.set(static_cast<int64_t>(l1_.bytes()));
@@ -85,9 +92,7 @@ void CacheFilter::lookup(const ExchangePtr& exchange, const CacheRoute& route) {
   auto generation_key = cache_generation_key(route.route, scope);
   // The common case answers here: the generation is held locally and L1 has its entry.
   if (auto known = tracked_.lookup({generation_key})) {
-    auto generation = (*known)[0].value_or("0");
-    auto entry = l1_.get(entry_key);
-    if (entry && entry->generation == generation && entry->expires_at_ms > now_ms()) {
+    if (auto entry = fresh_l1(entry_key, (*known)[0].value_or("0"), now_ms())) {
       // Only once the token's revocation check passed (at once when it was answered locally).
       exchange->after_hold([this, exchange, &route, entry = std::move(*entry)] {
         requests_.with({route.route, "hit_l1"}).inc();
@@ -122,8 +127,7 @@ void CacheFilter::resolve(const ExchangePtr& exchange, const CacheRoute& route,
   const auto& gen_reply = result.reply.elements[0];
   std::string generation = gen_reply.type == RedisReply::Type::kString ? gen_reply.str : "0";
   auto now = now_ms();
-  if (auto entry = l1_.get(entry_key);
-      entry && entry->generation == generation && entry->expires_at_ms > now) {
+  if (auto entry = fresh_l1(entry_key, generation, now)) {
     requests_.with({route.route, "hit_l1"}).inc();
     serve(exchange, route, *entry, "HIT");
     return;

@@ -10,6 +10,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <vector>
 
 #include "trellis/common/jwt.h"
 
@@ -36,6 +37,8 @@ std::string_view bearer_token(std::string_view header);
 inline constexpr std::string_view kRevokedKeyPrefix = "trellis:revoked:";
 std::string revoked_token_key(std::string_view token_id);
 std::string revoked_session_key(std::string_view session_id);
+// The markers whose presence revokes a token: its own and, when it has one, its session's.
+std::vector<std::string> revocation_markers(std::string_view token_id, std::string_view session_id);
 
 enum class TokenStatus {
   kValid,

@@ -12,6 +12,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <vector>
 
 #include "trellis/common/metrics.h"
@@ -53,6 +54,9 @@ class CacheFilter final : public Filter {
   metrics::Gauge& l1_bytes_;
   metrics::Counter& l1_evictions_;
   void store_l1(const std::string& key, const CacheEntry& entry);
+  // L1's entry for `key` if it belongs to `generation` and has not expired at `now` (ms).
+  std::optional<CacheEntry> fresh_l1(const std::string& key, const std::string& generation,
+                                     int64_t now);
 };
 
 }  // namespace trellis::gateway
