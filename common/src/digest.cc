@@ -9,11 +9,11 @@ namespace trellis {
 
 std::string to_hex(std::string_view bytes) {
   static constexpr char kHex[] = "0123456789abcdef";
-  std::string hex;
-  hex.reserve(bytes.size() * 2);
+  std::string hex(bytes.size() * 2, '\0');  // sized once: ids and digests are hexed per request
+  char* out = hex.data();
   for (unsigned char byte : bytes) {
-    hex.push_back(kHex[byte >> 4]);
-    hex.push_back(kHex[byte & 0xf]);
+    *out++ = kHex[byte >> 4];
+    *out++ = kHex[byte & 0xf];
   }
   return hex;
 }

@@ -2,8 +2,13 @@
 
 #include <unistd.h>
 
+#include <charconv>
 #include <chrono>
+#include <cstdint>
+#include <cstdio>
 #include <cstdlib>
+#include <cstring>
+#include <ctime>
 #include <memory>
 #include <vector>
 
@@ -49,22 +54,45 @@ const char* level_name(Level level) {
   return "info";
 }
 
-std::string now_rfc3339() {
+// "2026-11-29T13:47:02.123456Z" into `buffer` (kTimestampLength bytes). The part up to the
+// seconds is formatted once per second per thread: this runs for every log line.
+constexpr size_t kTimestampLength = 27;
+void format_now_rfc3339(char* buffer) {
+  thread_local std::time_t cached_second = -1;
+  thread_local char cached_prefix[21];  // "2026-11-29T13:47:02."
   auto now = std::chrono::system_clock::now();
-  auto seconds = std::chrono::system_clock::to_time_t(now);
-  auto micros =
-      std::chrono::duration_cast<std::chrono::microseconds>(now.time_since_epoch()).count() %
-      1000000;
-  std::tm tm{};
-  gmtime_r(&seconds, &tm);
-  char buffer[64];
-  std::snprintf(buffer, sizeof buffer, "%04d-%02d-%02dT%02d:%02d:%02d.%06lldZ", tm.tm_year + 1900,
-                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-                static_cast<long long>(micros));
-  return buffer;
+  auto micros_total =
+      std::chrono::duration_cast<std::chrono::microseconds>(now.time_since_epoch()).count();
+  auto second = static_cast<std::time_t>(micros_total / 1000000);
+  auto micros = micros_total % 1000000;
+  if (micros < 0) {  // before 1970: floor, not truncate
+    micros += 1000000;
+    --second;
+  }
+  if (second != cached_second) {
+    std::tm tm{};
+    gmtime_r(&second, &tm);
+    std::snprintf(cached_prefix, sizeof cached_prefix, "%04d-%02d-%02dT%02d:%02d:%02d.",
+                  tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+    cached_second = second;
+  }
+  std::memcpy(buffer, cached_prefix, 20);
+  for (int digit = 25; digit >= 20; --digit) {
+    buffer[digit] = static_cast<char>('0' + micros % 10);
+    micros /= 10;
+  }
+  buffer[26] = 'Z';
 }
 
 }  // namespace
+
+std::string fixed_text(double value) {
+  char buffer[400];  // the longest fixed-point double is 309 digits plus sign and fraction
+  auto [end, error] =
+      std::to_chars(buffer, buffer + sizeof buffer, value, std::chars_format::fixed);
+  if (error != std::errc()) return "nan";
+  return std::string(buffer, end);
+}
 
 bool parse_level(std::string_view text, Level& out) {
   if (text == "debug")
@@ -92,12 +120,38 @@ namespace {
 // Appends `text` as a JSON string body: quotes, backslashes and control characters escaped, and
 // each byte that is not part of valid UTF-8 replaced by U+FFFD (client text such as a path may be
 // anything), so the line always parses.
+constexpr bool is_plain_json_char(unsigned char c) {
+  return c >= 0x20 && c < 0x80 && c != '"' && c != '\\';
+}
+
+// Whether 8 bytes are all plain, tested a word at a time (the classic "has a byte less than n"
+// and "has a zero byte" tricks): log lines are mostly ids and names.
+bool all_plain_json_chars(const char* bytes) {
+  constexpr uint64_t kOnes = 0x0101010101010101ULL, kHigh = 0x8080808080808080ULL;
+  uint64_t word;
+  std::memcpy(&word, bytes, 8);
+  auto has_zero = [&](uint64_t x) { return ((x - kOnes) & ~x & kHigh) != 0; };
+  bool control_or_high = ((word - kOnes * 0x20) | word) & kHigh;
+  return !control_or_high && !has_zero(word ^ (kOnes * '"')) && !has_zero(word ^ (kOnes * '\\'));
+}
+
 void append_json_string(std::string& out, std::string_view text) {
   static constexpr char kHex[] = "0123456789abcdef";
   static constexpr std::string_view kReplacement = "\xEF\xBF\xBD";
   out.push_back('"');
   size_t i = 0;
   while (i < text.size()) {
+    // Printable ASCII other than '"' and '\\' is copied as it is, a run at a time.
+    size_t plain = i;
+    while (plain + 8 <= text.size() && all_plain_json_chars(text.data() + plain)) plain += 8;
+    while (plain < text.size() && is_plain_json_char(static_cast<unsigned char>(text[plain]))) {
+      ++plain;
+    }
+    if (plain > i) {
+      out.append(text.data() + i, plain - i);
+      i = plain;
+      continue;
+    }
     auto c = static_cast<unsigned char>(text[i]);
     if (c < 0x80) {
       switch (c) {
@@ -215,8 +269,10 @@ std::string render(Level level, std::string_view component, std::string_view mes
     ++count;
   };
   std::string_view reserved[] = {"ts", "level", "component", "msg"};
-  std::string reserved_value[4] = {now_rfc3339(), level_name(level), std::string(component),
-                                   std::string(message)};
+  char timestamp[kTimestampLength];
+  format_now_rfc3339(timestamp);
+  std::string_view reserved_value[4] = {std::string_view(timestamp, kTimestampLength),
+                                        level_name(level), component, message};
   const Field* reserved_override[4] = {nullptr, nullptr, nullptr, nullptr};
   for (auto group : {fields, more}) {
     for (const auto& field : group) {
@@ -238,7 +294,7 @@ std::string render(Level level, std::string_view component, std::string_view mes
     }
   }
   std::string out;
-  out.reserve(256);
+  out.reserve(512);  // an access-log line fits
   auto append_field = [&out](std::string_view key, const Field* field, std::string_view text) {
     if (out.size() > 1) out.push_back(',');
     append_json_string(out, key);

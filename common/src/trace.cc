@@ -9,6 +9,8 @@
 #include <stdexcept>
 #include <vector>
 
+#include "trellis/common/digest.h"
+
 namespace trellis::trace {
 namespace {
 
@@ -22,14 +24,7 @@ bool all_zero(std::string_view text) {
 }
 
 std::string to_hex(const unsigned char* raw, size_t bytes) {
-  static constexpr char kDigits[] = "0123456789abcdef";
-  std::string out;
-  out.reserve(bytes * 2);
-  for (size_t i = 0; i < bytes; ++i) {
-    out.push_back(kDigits[raw[i] >> 4]);
-    out.push_back(kDigits[raw[i] & 0xf]);
-  }
-  return out;
+  return trellis::to_hex(std::string_view(reinterpret_cast<const char*>(raw), bytes));
 }
 
 // xoshiro256** (Blackman and Vigna), one per thread, seeded from the OS generator.

@@ -17,6 +17,11 @@ TEST(Digest, KnownVectors) {
   EXPECT_NE(sha256_hex(std::string("a\0b", 3)), sha256_hex("a"));  // binary-safe
 }
 
+TEST(Digest, ToHexIsLowerCaseTwoDigitsPerByte) {
+  EXPECT_EQ(to_hex(std::string("\x00\xff\x10\x0a", 4)), "00ff100a");
+  EXPECT_EQ(to_hex(""), "");
+}
+
 TEST(Digest, SameAnswersFromManyThreads) {
   std::vector<std::thread> threads;
   std::vector<int> wrong(8, 0);

@@ -2,10 +2,14 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
+#include <ctime>
 #include <limits>
 #include <nlohmann/json.hpp>
 #include <random>
+#include <regex>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace trellis::log {
@@ -55,6 +59,54 @@ TEST(Log, AnyBytesGiveOneParsableLine) {
     ASSERT_EQ(line.find('\n'), std::string::npos);
     ASSERT_NO_THROW(nlohmann::json::parse(line)) << line;
   }
+}
+
+// Plain text is copied 8 bytes at a time: a byte that needs escaping must be found wherever it
+// falls in such a word, and text around it must survive.
+TEST(Log, EscapesASpecialByteAtEveryPositionOfLongPlainText) {
+  const std::string specials[] = {"\"",   "\\",      std::string(1, '\0'), "\x01", "\x1f", "\n",
+                                  "\x7f", "\xC3\xA9"};
+  for (const auto& special : specials) {
+    for (size_t position = 0; position < 24; ++position) {
+      std::string text(24, 'a');
+      for (size_t i = 0; i < text.size(); ++i) text[i] = static_cast<char>('A' + i);
+      text.replace(position, 1, special);
+      Field fields[] = {{"text", text}};
+      auto line = render(Level::kInfo, "c", "m", fields);
+      ASSERT_EQ(nlohmann::json::parse(line)["text"], text) << line;
+    }
+  }
+}
+
+TEST(Log, TimestampIsRfc3339WithMicrosecondsInUtc) {
+  auto before = std::chrono::system_clock::now();
+  auto first = nlohmann::json::parse(render(Level::kInfo, "c", "m", {}))["ts"].get<std::string>();
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));  // the next second's prefix
+  auto second = nlohmann::json::parse(render(Level::kInfo, "c", "m", {}))["ts"].get<std::string>();
+  auto after = std::chrono::system_clock::now();
+  for (const auto& ts : {first, second}) {
+    ASSERT_TRUE(std::regex_match(ts, std::regex(R"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z)")))
+        << ts;
+  }
+  auto as_time = [](const std::string& ts) {
+    std::tm tm{};
+    strptime(ts.c_str(), "%Y-%m-%dT%H:%M:%S", &tm);
+    return std::chrono::system_clock::from_time_t(timegm(&tm)) +
+           std::chrono::microseconds(std::stoll(ts.substr(20, 6)));
+  };
+  auto slack = std::chrono::microseconds(1);
+  EXPECT_LE(before - slack, as_time(first));
+  EXPECT_LT(as_time(first), as_time(second));
+  EXPECT_GE(as_time(second) - as_time(first), std::chrono::milliseconds(1100));
+  EXPECT_LE(as_time(second), after + slack);
+}
+
+TEST(Log, FixedTextIsShortestAndReadsBack) {
+  EXPECT_EQ(fixed_text(0.125), "0.125");
+  EXPECT_EQ(fixed_text(3.0), "3");
+  EXPECT_EQ(fixed_text(0.00001), "0.00001");  // never an exponent: JSON numbers in the log
+  EXPECT_EQ(fixed_text(-2.5), "-2.5");
+  EXPECT_EQ(std::stod(fixed_text(1.0 / 3.0)), 1.0 / 3.0);
 }
 
 TEST(Log, NumbersAreJsonNumbers) {

@@ -9,6 +9,7 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <mutex>
@@ -41,11 +42,16 @@ struct Limits {
 
 namespace {
 
+// Connections run on a strand of their loop, typed rather than type-erased (any_io_executor): each
+// copy of an erased strand allocated, about 20 times per request.
+using ConnectionExecutor = asio::strand<asio::io_context::executor_type>;
+using ConnectionStream = beast::basic_stream<tcp, ConnectionExecutor>;
+
 // One client connection. Requests on it are handled one after another (HTTP/1.1 keep-alive;
 // pipelined requests wait in the read buffer), each through the whole filter chain.
 class Connection : public std::enable_shared_from_this<Connection> {
  public:
-  Connection(tcp::socket socket, const Limits& limits, const FilterList& filters,
+  Connection(ConnectionStream::socket_type socket, const Limits& limits, const FilterList& filters,
              std::atomic<int>& in_flight, const std::atomic<bool>& draining,
              std::atomic<int>& open_connections)
       : stream_(std::move(socket)),
@@ -178,30 +184,28 @@ class Connection : public std::enable_shared_from_this<Connection> {
     taken_over_ = true;
     stream_.expires_never();
     parser_.reset();
-    TakenOverConnectionPtr taken(new TakenOverConnection{std::move(stream_), std::move(buffer_)});
+    TakenOverConnectionPtr taken(new TakenOverConnection{
+        beast::tcp_stream(tcp::socket(stream_.release_socket())), std::move(buffer_)});
     buffer_ = beast::flat_buffer();
     handler(std::move(taken), std::move(head));
   }
 
+  // The head is serialized into a buffer the connection keeps (no allocation once it has grown)
+  // and sent with the body in one gather write.
   void write(HttpResponse answer) {
     --in_flight_;
-    auto response = std::make_shared<http::response<http::string_body>>();
-    response->result(static_cast<unsigned>(answer.status));
-    response->reason(std::string(reason_phrase(answer.status)));
-    response->version(11);
-    for (auto& [name, value] : answer.headers) response->insert(name, value);
-    response->set(http::field::server, "trellis");
-    if (answer.status != 204) response->body() = std::move(answer.body);
     if (draining_) keep_alive_ = false;
-    response->keep_alive(keep_alive_);
-    response->prepare_payload();
+    head_.clear();
+    serialize_response_head(answer, keep_alive_, head_);
+    body_ = status_has_body(answer.status) ? std::move(answer.body) : std::string();
+    std::array<asio::const_buffer, 2> buffers{asio::buffer(head_), asio::buffer(body_)};
     stream_.expires_after(limits_.read_timeout);
-    http::async_write(stream_, *response,
-                      [self = shared_from_this(), response](beast::error_code ec, size_t) {
-                        if (ec) return self->close();
-                        if (!self->keep_alive_) return self->linger();
-                        self->read_header();
-                      });
+    asio::async_write(stream_, buffers, [self = shared_from_this()](beast::error_code ec, size_t) {
+      if (self->body_.capacity() > kKeptBufferBytes) std::string().swap(self->body_);
+      if (ec) return self->close();
+      if (!self->keep_alive_) return self->linger();
+      self->read_header();
+    });
   }
 
   // Closing a socket with unread input makes the kernel send RST, which can destroy the answer
@@ -231,8 +235,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
     stream_.socket().close(ignored);
   }
 
-  beast::tcp_stream stream_;
-  asio::any_io_executor executor_;  // stream_'s strand; still valid after a takeover
+  ConnectionStream stream_;
+  ConnectionExecutor executor_;  // stream_'s strand; still valid after a takeover
   bool taken_over_ = false;
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
@@ -244,14 +248,20 @@ class Connection : public std::enable_shared_from_this<Connection> {
   bool idle_ = false;
   std::string remote_;
   bool keep_alive_ = true;
+  std::string head_;
+  std::string body_;  // of the response being written
+  static constexpr size_t kKeptBufferBytes = 65536;
   size_t drain_budget_ = 0;
 };
 
 }  // namespace
 
 struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
-  Impl(asio::io_context& io, ListenerSettings settings, const FilterList& filters)
+  Impl(asio::io_context& io, ListenerSettings settings, const FilterList& filters,
+       std::vector<asio::io_context*> connection_loops)
       : io(io),
+        loops(connection_loops.empty() ? std::vector<asio::io_context*>{&io}
+                                       : std::move(connection_loops)),
         config(std::move(settings)),
         filters(filters),
         acceptor(asio::make_strand(io)),
@@ -263,30 +273,32 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
                config.max_connections} {}
 
   void accept() {
-    acceptor.async_accept(asio::make_strand(io),
-                          [self = shared_from_this()](beast::error_code ec, tcp::socket socket) {
-                            if (ec == asio::error::operation_aborted || !self->acceptor.is_open()) {
-                              return;
-                            }
-                            if (!ec && self->open_connections >= self->limits.max_connections) {
-                              // At the cap: close at once rather than let memory grow without
-                              // bound; clients and load balancers retry elsewhere.
-                              beast::error_code ignored;
-                              socket.close(ignored);
-                              ++self->refused_connections;
-                            } else if (!ec) {
-                              ++self->open_connections;
-                              socket.set_option(tcp::no_delay(true), ec);
-                              auto connection = std::make_shared<Connection>(
-                                  std::move(socket), self->limits, self->filters, self->in_flight,
-                                  self->draining, self->open_connections);
-                              self->track(connection);
-                              connection->start();
-                            } else {
-                              log::warn("accept failed", {{"error", ec.message()}});
-                            }
-                            self->accept();
-                          });
+    auto& loop = *loops[next_loop++ % loops.size()];
+    acceptor.async_accept(
+        asio::make_strand(loop),
+        [self = shared_from_this()](beast::error_code ec, ConnectionStream::socket_type socket) {
+          if (ec == asio::error::operation_aborted || !self->acceptor.is_open()) {
+            return;
+          }
+          if (!ec && self->open_connections >= self->limits.max_connections) {
+            // At the cap: close at once rather than let memory grow without
+            // bound; clients and load balancers retry elsewhere.
+            beast::error_code ignored;
+            socket.close(ignored);
+            ++self->refused_connections;
+          } else if (!ec) {
+            ++self->open_connections;
+            socket.set_option(tcp::no_delay(true), ec);
+            auto connection = std::make_shared<Connection>(std::move(socket), self->limits,
+                                                           self->filters, self->in_flight,
+                                                           self->draining, self->open_connections);
+            self->track(connection);
+            connection->start();
+          } else {
+            log::warn("accept failed", {{"error", ec.message()}});
+          }
+          self->accept();
+        });
   }
 
   void track(const std::shared_ptr<Connection>& connection) {
@@ -311,6 +323,8 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
   }
 
   asio::io_context& io;
+  const std::vector<asio::io_context*> loops;
+  size_t next_loop = 0;  // only the acceptor's strand touches it
   const ListenerSettings config;
   const FilterList& filters;
   tcp::acceptor acceptor;
@@ -342,8 +356,10 @@ int HttpServer::open_connections() const {
   return impl_->open_connections.load();
 }
 
-HttpServer::HttpServer(asio::io_context& io, ListenerSettings settings, const FilterList& filters)
-    : impl_(std::make_shared<Impl>(io, std::move(settings), filters)) {}
+HttpServer::HttpServer(asio::io_context& io, ListenerSettings settings, const FilterList& filters,
+                       std::vector<asio::io_context*> connection_loops)
+    : impl_(std::make_shared<Impl>(io, std::move(settings), filters, std::move(connection_loops))) {
+}
 
 HttpServer::~HttpServer() {
   stop_accepting();

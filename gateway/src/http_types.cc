@@ -1,6 +1,8 @@
 #include "trellis/gateway/http_types.h"
 
 #include <strings.h>
+
+#include <array>
 #include <nlohmann/json.hpp>
 
 namespace trellis::gateway {
@@ -8,6 +10,28 @@ namespace trellis::gateway {
 namespace {
 bool iequals(std::string_view a, std::string_view b) {
   return a.size() == b.size() && strncasecmp(a.data(), b.data(), a.size()) == 0;
+}
+
+// RFC 9110 token characters.
+constexpr std::array<bool, 256> kTokenChars = [] {
+  std::array<bool, 256> table{};
+  for (int c = 33; c < 127; ++c) table[c] = true;
+  for (char c : std::string_view("\"(),/:;<=>?@[\\]{}"))
+    table[static_cast<unsigned char>(c)] = false;
+  return table;
+}();
+
+bool is_token(std::string_view name) {
+  if (name.empty()) return false;
+  for (unsigned char c : name) {
+    if (!kTokenChars[c]) return false;
+  }
+  return true;
+}
+
+bool written_by_serializer(std::string_view name) {
+  return iequals(name, "content-length") || iequals(name, "transfer-encoding") ||
+         iequals(name, "connection") || iequals(name, "server");
 }
 }  // namespace
 
@@ -51,8 +75,12 @@ std::string_view reason_phrase(int status) {
       return "OK";
     case 201:
       return "Created";
+    case 202:
+      return "Accepted";
     case 204:
       return "No Content";
+    case 304:
+      return "Not Modified";
     case 400:
       return "Bad Request";
     case 401:
@@ -67,10 +95,16 @@ std::string_view reason_phrase(int status) {
       return "Request Timeout";
     case 409:
       return "Conflict";
+    case 410:
+      return "Gone";
+    case 412:
+      return "Precondition Failed";
     case 413:
       return "Payload Too Large";
     case 415:
       return "Unsupported Media Type";
+    case 422:
+      return "Unprocessable Content";
     case 429:
       return "Too Many Requests";
     case 431:
@@ -90,6 +124,37 @@ std::string_view reason_phrase(int status) {
     default:
       return "Unknown";
   }
+}
+
+bool status_has_body(int status) {
+  return status >= 200 && status != 204 && status != 304;
+}
+
+void serialize_response_head(const HttpResponse& response, bool keep_alive, std::string& out) {
+  out += "HTTP/1.1 ";
+  out += std::to_string(response.status);
+  out += ' ';
+  out += reason_phrase(response.status);
+  out += "\r\n";
+  for (const auto& [name, value] : response.headers) {
+    if (!is_token(name) || written_by_serializer(name)) continue;
+    out += name;
+    out += ": ";
+    auto start = out.size();
+    out += value;
+    for (auto i = start; i < out.size(); ++i) {
+      if (out[i] == '\r' || out[i] == '\n' || out[i] == '\0') out[i] = ' ';
+    }
+    out += "\r\n";
+  }
+  out += "Server: trellis\r\n";
+  if (status_has_body(response.status)) {
+    out += "Content-Length: ";
+    out += std::to_string(response.body.size());
+    out += "\r\n";
+  }
+  if (!keep_alive) out += "Connection: close\r\n";
+  out += "\r\n";
 }
 
 }  // namespace trellis::gateway

@@ -76,7 +76,17 @@ int run(const std::string& config_path) {
   // Listed as a route so that rate limits, metrics and the access log apply to it as to others.
   if (config.push.enabled) routes.add_local("GET", std::string(kPushPath));
 
-  IoContext io(config.io_threads);
+  // One event loop per I/O thread, as nginx has one per worker: connections are spread over them
+  // and loops that share nothing do not contend for one epoll set and one scheduler lock. The
+  // first loop also runs everything that is not a connection (Redis clients, push hub, timers).
+  IoContext io(1);
+  std::vector<std::unique_ptr<IoContext>> extra_loops;
+  for (int i = 1; i < config.io_threads; ++i) extra_loops.push_back(std::make_unique<IoContext>(1));
+  std::vector<asio::io_context*> connection_loops;
+  if (!extra_loops.empty()) {
+    connection_loops.push_back(&io);
+    for (auto& loop : extra_loops) connection_loops.push_back(loop.get());
+  }
   metrics::Registry registry;
   tracing::Tracer tracer({config.otlp_endpoint, "gateway"});
   Upstreams upstreams(config.upstreams, registry);
@@ -117,7 +127,7 @@ int run(const std::string& config_path) {
                            tracer,
                            config.push.enabled ? &push : nullptr};
   auto filters = build_filter_chain(services);
-  HttpServer server(io, public_listener(config), filters);
+  HttpServer server(io, public_listener(config), filters, connection_loops);
   server.start();
   auto admin_filters = build_admin_chain(services);
   std::unique_ptr<HttpServer> admin_server;
@@ -158,9 +168,15 @@ int run(const std::string& config_path) {
     });
   });
 
+  // The extra loops run until the first one stops (after the drain), whether busy or not.
+  std::vector<asio::executor_work_guard<asio::io_context::executor_type>> keep_running;
   std::vector<std::thread> threads;
-  for (int i = 1; i < config.io_threads; ++i) threads.emplace_back([&io] { io.run(); });
+  for (auto& loop : extra_loops) {
+    keep_running.push_back(asio::make_work_guard(*loop));
+    threads.emplace_back([&loop = *loop] { loop.run(); });
+  }
   io.run();
+  for (auto& loop : extra_loops) loop->stop();
   for (auto& thread : threads) thread.join();
   // Teardown in the order nothing calls into a destroyed object: gRPC callbacks of calls still
   // outstanding (abandoned requests, health probes) run on gRPC's threads, so they are cancelled
@@ -177,6 +193,7 @@ int run(const std::string& config_path) {
   }
   redis->stop();
   io.destroy_pending_handlers();
+  for (auto& loop : extra_loops) loop->destroy_pending_handlers();
   log::flush();
   return 0;
 }

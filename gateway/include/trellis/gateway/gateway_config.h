@@ -18,7 +18,7 @@ struct GatewayConfig {
   // Admin listener (GET /metrics, /healthz, /readyz); disabled when admin.port is absent.
   std::string admin_address = "127.0.0.1";
   int admin_port = -1;
-  int io_threads = 2;  // threads running the io_context
+  int io_threads = 2;  // event loops, one thread each; connections are spread over them
   std::string log_level = "info";
   size_t max_body_bytes = 1048576;      // 1 MiB; larger bodies get 413
   size_t max_header_bytes = 16384;      // request line + headers; larger get 431

@@ -6,6 +6,7 @@
 #include <atomic>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "trellis/gateway/filter_chain.h"
 
@@ -33,7 +34,10 @@ ListenerSettings public_listener(const GatewayConfig& config);
 
 class HttpServer {
  public:
-  HttpServer(boost::asio::io_context& io, ListenerSettings settings, const FilterList& filters);
+  // Accepts on `io`. Connections are spread round-robin over `connection_loops` (each run by
+  // its own thread); when it is empty they live on `io` too.
+  HttpServer(boost::asio::io_context& io, ListenerSettings settings, const FilterList& filters,
+             std::vector<boost::asio::io_context*> connection_loops = {});
   ~HttpServer();
   // Binds and starts accepting; throws std::runtime_error when the address cannot be bound.
   void start();

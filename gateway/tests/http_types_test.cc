@@ -1,0 +1,83 @@
+#include "trellis/gateway/http_types.h"
+
+#include <gtest/gtest.h>
+
+#include <string>
+
+namespace trellis::gateway {
+namespace {
+
+std::string head(const HttpResponse& response, bool keep_alive = true) {
+  std::string out;
+  serialize_response_head(response, keep_alive, out);
+  return out;
+}
+
+TEST(SerializeResponseHead, StatusLineHeadersAndContentLength) {
+  auto response = json_response(200, R"({"a":1})");
+  response.headers.emplace_back("X-Request-Id", "r1");
+  EXPECT_EQ(head(response),
+            "HTTP/1.1 200 OK\r\n"
+            "Content-Type: application/json\r\n"
+            "X-Request-Id: r1\r\n"
+            "Server: trellis\r\n"
+            "Content-Length: 7\r\n"
+            "\r\n");
+}
+
+TEST(SerializeResponseHead, ConnectionCloseWhenNotKeptAlive) {
+  auto text = head(json_response(404, "{}"), false);
+  EXPECT_NE(text.find("HTTP/1.1 404 Not Found\r\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("\r\nConnection: close\r\n\r\n"), std::string::npos) << text;
+}
+
+TEST(SerializeResponseHead, NoBodyStatusesHaveNoContentLength) {
+  for (int status : {204, 304}) {
+    HttpResponse response;
+    response.status = status;
+    response.headers.emplace_back("ETag", "\"x\"");
+    auto text = head(response);
+    EXPECT_EQ(text.find("Content-Length"), std::string::npos) << text;
+    EXPECT_FALSE(status_has_body(status));
+  }
+  EXPECT_EQ(head(HttpResponse{304, {}, ""}).rfind("HTTP/1.1 304 Not Modified\r\n", 0), 0u);
+  EXPECT_TRUE(status_has_body(200));
+  EXPECT_TRUE(status_has_body(500));
+  EXPECT_FALSE(status_has_body(101));
+}
+
+TEST(SerializeResponseHead, FramingAndServerHeadersComeOnlyFromTheSerializer) {
+  HttpResponse response{200, {}, "hello"};
+  response.headers = {{"Content-Length", "999"},
+                      {"transfer-encoding", "chunked"},
+                      {"Connection", "upgrade"},
+                      {"Server", "upstream/1.0"},
+                      {"X-Kept", "yes"}};
+  EXPECT_EQ(head(response),
+            "HTTP/1.1 200 OK\r\n"
+            "X-Kept: yes\r\n"
+            "Server: trellis\r\n"
+            "Content-Length: 5\r\n"
+            "\r\n");
+}
+
+TEST(SerializeResponseHead, NoHeaderCanSplitTheResponse) {
+  HttpResponse response{200, {}, ""};
+  response.headers = {{"X-Value", "a\r\nSet-Cookie: stolen=1\r\n\r\nbody"},
+                      {"X-Nul", std::string("a\0b", 3)},
+                      {"Bad Name", "v"},
+                      {"X-Colon:", "v"},
+                      {"", "v"},
+                      {"X\r\nInjected", "v"}};
+  auto text = head(response);
+  EXPECT_EQ(text,
+            "HTTP/1.1 200 OK\r\n"
+            "X-Value: a  Set-Cookie: stolen=1    body\r\n"
+            "X-Nul: a b\r\n"
+            "Server: trellis\r\n"
+            "Content-Length: 0\r\n"
+            "\r\n");
+}
+
+}  // namespace
+}  // namespace trellis::gateway
