@@ -128,12 +128,14 @@ class DockerfileTest(unittest.TestCase):
 class DockerScriptsTest(unittest.TestCase):
     def test_collect_runtime_finds_runtime_packages_and_project_libraries(self):
         expected = {
-            "gateway": {"libgrpc++1.51", "libprotobuf32", "libhiredis0.14", "libssl3"},
+            "gateway": {"libgrpc++1.51", "libprotobuf32", "libhiredis0.14", "libssl3",
+                        "libjemalloc2"},
             "users": {"libgrpc++1.51", "libprotobuf32", "libhiredis0.14", "libssl3",
-                      "libpqxx-6.4", "libsodium23"},
-            "orders": {"libgrpc++1.51", "libprotobuf32", "libhiredis0.14", "libpqxx-6.4"},
+                      "libpqxx-6.4", "libsodium23", "libjemalloc2"},
+            "orders": {"libgrpc++1.51", "libprotobuf32", "libhiredis0.14", "libpqxx-6.4",
+                       "libjemalloc2"},
             "notifications": {"libgrpc++1.51", "libprotobuf32", "libhiredis0.14",
-                              "libpqxx-6.4"},
+                              "libpqxx-6.4", "libjemalloc2"},
         }
         binaries = {"gateway": "gateway/trellis-gateway", "users": "services/users/trellis-users",
                     "orders": "services/orders/trellis-orders",
