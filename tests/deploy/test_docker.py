@@ -128,8 +128,7 @@ class DockerfileTest(unittest.TestCase):
 class DockerScriptsTest(unittest.TestCase):
     def test_collect_runtime_finds_runtime_packages_and_project_libraries(self):
         expected = {
-            "gateway": {"libgrpc++1.51", "libprotobuf32", "libhiredis0.14", "libssl3",
-                        "libjemalloc2"},
+            "gateway": {"libgrpc++1.51", "libprotobuf32", "libhiredis0.14", "libssl3"},
             "users": {"libgrpc++1.51", "libprotobuf32", "libhiredis0.14", "libssl3",
                       "libpqxx-6.4", "libsodium23", "libjemalloc2"},
             "orders": {"libgrpc++1.51", "libprotobuf32", "libhiredis0.14", "libpqxx-6.4",

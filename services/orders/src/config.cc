@@ -29,6 +29,7 @@ void read_orders(config::ObjectReader orders, OrdersConfig& o) {
       read_int(orders, "relay_stream_maxlen", o.relay_stream_maxlen, 1000, 1000000000);
   o.relay_batch = read_int(orders, "relay_batch", o.relay_batch, 1, 10000);
   o.relay_interval_ms = read_int(orders, "relay_interval_ms", o.relay_interval_ms, 10, 60000);
+  o.relay_coalesce_ms = read_int(orders, "relay_coalesce_ms", o.relay_coalesce_ms, 0, 1000);
   o.relay_backoff_max_ms =
       read_int(orders, "relay_backoff_max_ms", o.relay_backoff_max_ms, 100, 600000);
   orders.reject_unknown_keys();

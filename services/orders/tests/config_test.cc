@@ -25,6 +25,7 @@ TEST(OrdersConfig, DefaultsAreTheDocumentedValues) {
   EXPECT_EQ(config.orders.relay_stream_maxlen, 1000000);
   EXPECT_EQ(config.orders.relay_batch, 100);
   EXPECT_EQ(config.orders.relay_interval_ms, 200);
+  EXPECT_EQ(config.orders.relay_coalesce_ms, 5);
 }
 
 TEST(OrdersConfig, ReadsEveryBlock) {
@@ -58,6 +59,7 @@ TEST(OrdersConfig, RejectsUnknownKeysAndBadValues) {
            R"({"orders": {"idempotency_ttl_s": 10}})",
            R"({"orders": {"relay_stream": ""}})",
            R"({"orders": {"relay_interval_ms": "fast"}})",
+           R"({"orders": {"relay_coalesce_ms": 1001}})",
            R"({"log_level": "loud"})",
            R"({"grpc": {"idle_threads": 0}})",
        }) {

@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "test_database.h"
+#include "trellis/common/metrics.h"
 #include "trellis/orders/outbox_relay.h"
 
 namespace trellis::orders::test {
@@ -108,6 +109,34 @@ TEST_F(OutboxRelayTest, PublishesInIdOrderInBatchesAndMarksRowsPublished) {
   auto payload = nlohmann::json::parse(first["payload"]);
   EXPECT_EQ(payload["id"], first["order_id"]);
   EXPECT_EQ(payload["status"], "PENDING");
+}
+
+// Orders committed one after another within the coalescing wait go out in one round, not one
+// round each (a notification arrives per order).
+TEST_F(OutboxRelayTest, OrdersCommittedTogetherArePublishedInOneRound) {
+  auto store = make_store();
+  auto options = relay_options(100);
+  options.relay_interval_ms = 60000;  // only notifications start rounds
+  options.relay_coalesce_ms = 400;
+  metrics::Registry registry;
+  OutboxRelay relay(*pools_.back(), options, redis_, &registry);
+  relay.start();
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));  // the first (empty) round is done
+  auto user = new_user_id();
+  for (int i = 0; i < 8; ++i) {
+    store->create(user, sample_order(), std::nullopt);
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  ASSERT_TRUE(wait_until_published(std::chrono::seconds(5)));
+  relay.stop();
+  auto text = registry.render();
+  auto counter = [&](const std::string& name) {
+    auto at = text.find("\n" + name + " ");
+    EXPECT_NE(at, std::string::npos) << name << " in " << text;
+    return at == std::string::npos ? -1 : std::stol(text.substr(at + name.size() + 2));
+  };
+  EXPECT_EQ(counter("orders_outbox_published_total"), 8);
+  EXPECT_LE(counter("orders_outbox_relay_rounds_total"), 2);
 }
 
 TEST_F(OutboxRelayTest, KeepsEventsWhileRedisIsUnreachableAndSendsThemLater) {

@@ -22,6 +22,7 @@ struct OrdersConfig {
   int relay_stream_maxlen = 1000000;  // XADD MAXLEN ~ (approximate trim; 1000..1e9)
   int relay_batch = 100;              // outbox rows per relay round, pipelined (1..10000)
   int relay_interval_ms = 200;        // idle wait between rounds when nothing was left (10..60000)
+  int relay_coalesce_ms = 5;          // a round waits this long for more orders to batch (0..1000)
   int relay_backoff_max_ms = 5000;    // reconnect backoff doubles up to this (100..600000)
 };
 

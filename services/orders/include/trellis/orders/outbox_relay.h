@@ -62,7 +62,9 @@ class OutboxRelay {
   OrdersConfig options_;
   StreamWriter writer_;
   std::atomic<int> failure_delay_ms_{0};
+  bool last_round_full_ = false;  // the relay thread's own
   metrics::Counter* published_ = nullptr;
+  metrics::Counter* rounds_ = nullptr;
   metrics::Counter* failures_ = nullptr;
   metrics::Gauge* backlog_ = nullptr;
   std::unique_ptr<BackgroundLoop> loop_;
