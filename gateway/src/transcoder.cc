@@ -8,6 +8,8 @@
 #include <charconv>
 #include <memory>
 
+#include "trellis/common/proto_json.h"
+
 namespace trellis::gateway {
 namespace {
 
@@ -191,11 +193,8 @@ bool response_to_json(const Route& route, std::string_view payload, std::string&
 bool payload_to_json(const pb::Descriptor* type, std::string_view payload, std::string& json) {
   auto message = new_message(type);
   if (!message->ParseFromArray(payload.data(), static_cast<int>(payload.size()))) return false;
-  pb::util::JsonPrintOptions options;
-  options.preserve_proto_field_names = true;
-  options.always_print_primitive_fields = true;
   json.clear();
-  return pb::util::MessageToJsonString(*message, &json, options).ok();
+  return print_api_json(*message, json);
 }
 
 }  // namespace trellis::gateway

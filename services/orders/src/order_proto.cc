@@ -5,10 +5,7 @@
 #include <openssl/sha.h>
 #include "trellis/common/proto_json.h"
 
-#include <cstdio>
-#include <ctime>
 #include <stdexcept>
-#include <string_view>
 
 namespace trellis::orders {
 namespace {
@@ -59,98 +56,20 @@ std::vector<LineItem> from_proto(const google::protobuf::RepeatedPtrField<v1::Li
   return out;
 }
 
-namespace {
-
-// Text that the proto3 JSON printer writes as it is (it escapes other characters, e.g. '<' as
-// \u003c): ids, currency codes and nearly every SKU.
-bool plain_json_text(std::string_view text) {
-  for (char c : text) {
-    bool plain = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                 c == '-' || c == '_' || c == '.' || c == '/';
-    if (!plain) return false;
-  }
-  return true;
-}
-
-constexpr int64_t kYear10000Us = 253402300800LL * 1000000;
-
-// google.protobuf.Timestamp as the proto3 JSON printer writes it: UTC, with 0, 3 or 6 fraction
-// digits (whichever is exact; nanoseconds are always whole microseconds here).
-void append_timestamp(std::string& out, int64_t unix_us) {
-  auto seconds = static_cast<std::time_t>(unix_us / 1000000);
-  auto micros = static_cast<int>(unix_us % 1000000);
-  std::tm tm{};
-  gmtime_r(&seconds, &tm);
-  char buffer[40];
-  int length =
-      std::snprintf(buffer, sizeof buffer, "%04d-%02d-%02dT%02d:%02d:%02d", tm.tm_year + 1900,
-                    tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
-  if (micros % 1000 == 0 && micros != 0) {
-    length += std::snprintf(buffer + length, sizeof buffer - length, ".%03d", micros / 1000);
-  } else if (micros != 0) {
-    length += std::snprintf(buffer + length, sizeof buffer - length, ".%06d", micros);
-  }
-  out.append(buffer, length);
-  out += 'Z';
-}
-
-void append_field(std::string& out, std::string_view name, std::string_view text) {
-  out += '"';
-  out += name;
-  out += "\":\"";
-  out += text;
-  out += '"';
-}
-
-}  // namespace
-
-// Written directly: protobuf's JSON printer (type resolver, object writers) was the largest cost
-// of creating and confirming an order in this service. Anything the fast path does not cover
-// exactly (escaped text, timestamps outside 1970-9999) still goes through the printer; a unit test
-// holds the two outputs equal.
+// Protobuf's own JSON printer was the largest cost of creating and confirming an order here;
+// print_api_json writes this shape directly.
 std::string snapshot_json(const OrderRecord& order) {
-  bool plain = plain_json_text(order.id) && plain_json_text(order.user_id) &&
-               plain_json_text(order.currency) && order.created_at_us >= 0 &&
-               order.updated_at_us >= 0 && order.created_at_us < kYear10000Us &&
-               order.updated_at_us < kYear10000Us;
-  for (const auto& item : order.items) plain = plain && plain_json_text(item.sku);
-  if (!plain) return snapshot_json_by_printer(order);
-  std::string out;
-  out.reserve(256 + 80 * order.items.size());
-  out += '{';
-  append_field(out, "id", order.id);
-  out += ',';
-  append_field(out, "user_id", order.user_id);
-  out += ',';
-  append_field(out, "status", to_string(order.status));
-  out += ",\"items\":[";
-  for (size_t i = 0; i < order.items.size(); ++i) {
-    const auto& item = order.items[i];
-    if (i > 0) out += ',';
-    out += '{';
-    append_field(out, "sku", item.sku);
-    out += ",\"quantity\":";
-    out += std::to_string(item.quantity);
-    out += ',';
-    append_field(out, "unit_price_cents", std::to_string(item.unit_price_cents));  // int64: text
-    out += '}';
-  }
-  out += "],";
-  append_field(out, "total_cents", std::to_string(order.total_cents));
-  out += ',';
-  append_field(out, "currency", order.currency);
-  out += ",\"created_at\":\"";
-  append_timestamp(out, order.created_at_us);
-  out += "\",\"updated_at\":\"";
-  append_timestamp(out, order.updated_at_us);
-  out += "\"}";
-  return out;
+  v1::Order message;
+  to_proto(order, &message);
+  return service::to_api_json(message);
 }
 
 std::string snapshot_json_by_printer(const OrderRecord& order) {
   v1::Order message;
   to_proto(order, &message);
-  return service::to_api_json(message);
+  std::string json;
+  if (!print_api_json_by_protobuf(message, json)) throw std::runtime_error("order not printable");
+  return json;
 }
 
 std::string create_request_hash(const v1::CreateOrderRequest& request) {

@@ -1,0 +1,230 @@
+// print_api_json against protobuf's own printer, over every message of the public API filled at
+// random: the direct printer must write the same bytes or leave the message to protobuf.
+#include <gtest/gtest.h>
+
+#include <google/protobuf/descriptor.h>
+#include <google/protobuf/message.h>
+#include <google/protobuf/timestamp.pb.h>
+
+#include <random>
+#include <string>
+#include <vector>
+
+#include "trellis/common/proto_json.h"
+#include "trellis/notifications/v1/notifications.pb.h"
+#include "trellis/orders/v1/orders.pb.h"
+#include "trellis/users/v1/users.pb.h"
+
+namespace trellis {
+namespace {
+
+namespace pb = google::protobuf;
+
+std::vector<const pb::Descriptor*> api_messages() {
+  std::vector<const pb::Descriptor*> out;
+  for (const auto* file :
+       {users::v1::User::descriptor()->file(), orders::v1::Order::descriptor()->file(),
+        notifications::v1::Notification::descriptor()->file()}) {
+    for (int i = 0; i < file->message_type_count(); ++i) out.push_back(file->message_type(i));
+  }
+  return out;
+}
+
+class RandomFiller {
+ public:
+  explicit RandomFiller(uint64_t seed) : random_(seed) {}
+  bool plain_only = true;
+
+  void fill(pb::Message& message, int depth = 0) {
+    const auto* descriptor = message.GetDescriptor();
+    const auto* r = message.GetReflection();
+    if (descriptor->full_name() == "google.protobuf.Timestamp") {
+      auto& timestamp = static_cast<pb::Timestamp&>(message);
+      timestamp.set_seconds(static_cast<int64_t>(random_() % 253402300800ULL));
+      const int32_t nanos[] = {0, 123000000, 456789000, 123456789,
+                               static_cast<int32_t>(random_() % 1000000000)};
+      timestamp.set_nanos(nanos[random_() % 5]);
+      return;
+    }
+    for (int i = 0; i < descriptor->field_count(); ++i) {
+      const auto* field = descriptor->field(i);
+      if (random_() % 4 == 0) continue;  // left at its default
+      if (field->is_repeated()) {
+        for (int k = 0, n = static_cast<int>(random_() % 4); k < n; ++k) add(message, field, depth);
+      } else {
+        set(message, field, depth);
+      }
+    }
+    (void)r;
+  }
+
+ private:
+  std::string text() {
+    static const std::string plain = "abcXYZ019 -_.:/@+,";
+    static const std::vector<std::string> special = {"\"",
+                                                     "\\",
+                                                     "<",
+                                                     ">",
+                                                     "&",
+                                                     "'",
+                                                     "=",
+                                                     "\n",
+                                                     "\t",
+                                                     "\x01",
+                                                     "\x7f",
+                                                     "\xC3\xA9",
+                                                     "\xE2\x80\xA8",
+                                                     "\xF0\x9F\x98\x80",
+                                                     "%",
+                                                     "#",
+                                                     "!",
+                                                     "?",
+                                                     "*"};
+    std::string out;
+    for (int i = 0, n = static_cast<int>(random_() % 12); i < n; ++i) {
+      if (!plain_only && random_() % 4 == 0) {
+        out += special[random_() % special.size()];
+      } else {
+        out += plain[random_() % plain.size()];
+      }
+    }
+    return out;
+  }
+
+  int64_t integer() {
+    const int64_t edges[] = {0,         1,         -1,        INT32_MAX,
+                             INT32_MIN, INT64_MAX, INT64_MIN, 9007199254740993};
+    return random_() % 3 == 0 ? edges[random_() % 8] : static_cast<int64_t>(random_());
+  }
+
+  int enum_number(const pb::FieldDescriptor* field) {
+    const auto* type = field->enum_type();
+    if (!plain_only && random_() % 10 == 0) return 1000 + static_cast<int>(random_() % 10);
+    return type->value(static_cast<int>(random_() % type->value_count()))->number();
+  }
+
+  void set(pb::Message& m, const pb::FieldDescriptor* f, int depth) {
+    const auto* r = m.GetReflection();
+    using F = pb::FieldDescriptor;
+    switch (f->cpp_type()) {
+      case F::CPPTYPE_INT32:
+        r->SetInt32(&m, f, static_cast<int32_t>(integer()));
+        break;
+      case F::CPPTYPE_UINT32:
+        r->SetUInt32(&m, f, static_cast<uint32_t>(integer()));
+        break;
+      case F::CPPTYPE_INT64:
+        r->SetInt64(&m, f, integer());
+        break;
+      case F::CPPTYPE_UINT64:
+        r->SetUInt64(&m, f, static_cast<uint64_t>(integer()));
+        break;
+      case F::CPPTYPE_BOOL:
+        r->SetBool(&m, f, random_() % 2 == 0);
+        break;
+      case F::CPPTYPE_DOUBLE:
+        r->SetDouble(&m, f, static_cast<double>(integer()) / 7);
+        break;
+      case F::CPPTYPE_FLOAT:
+        r->SetFloat(&m, f, static_cast<float>(integer()) / 7);
+        break;
+      case F::CPPTYPE_ENUM:
+        r->SetEnumValue(&m, f, enum_number(f));
+        break;
+      case F::CPPTYPE_STRING:
+        r->SetString(&m, f, text());
+        break;
+      case F::CPPTYPE_MESSAGE:
+        if (depth < 3) fill(*r->MutableMessage(&m, f), depth + 1);
+        break;
+    }
+  }
+
+  void add(pb::Message& m, const pb::FieldDescriptor* f, int depth) {
+    const auto* r = m.GetReflection();
+    using F = pb::FieldDescriptor;
+    switch (f->cpp_type()) {
+      case F::CPPTYPE_INT32:
+        r->AddInt32(&m, f, static_cast<int32_t>(integer()));
+        break;
+      case F::CPPTYPE_UINT32:
+        r->AddUInt32(&m, f, static_cast<uint32_t>(integer()));
+        break;
+      case F::CPPTYPE_INT64:
+        r->AddInt64(&m, f, integer());
+        break;
+      case F::CPPTYPE_UINT64:
+        r->AddUInt64(&m, f, static_cast<uint64_t>(integer()));
+        break;
+      case F::CPPTYPE_BOOL:
+        r->AddBool(&m, f, random_() % 2 == 0);
+        break;
+      case F::CPPTYPE_DOUBLE:
+        r->AddDouble(&m, f, static_cast<double>(integer()) / 7);
+        break;
+      case F::CPPTYPE_FLOAT:
+        r->AddFloat(&m, f, static_cast<float>(integer()) / 7);
+        break;
+      case F::CPPTYPE_ENUM:
+        r->AddEnumValue(&m, f, enum_number(f));
+        break;
+      case F::CPPTYPE_STRING:
+        r->AddString(&m, f, text());
+        break;
+      case F::CPPTYPE_MESSAGE:
+        if (depth < 3) fill(*r->AddMessage(&m, f), depth + 1);
+        break;
+    }
+  }
+
+  std::mt19937_64 random_;
+};
+
+TEST(ApiJson, SameBytesAsProtobufsPrinterForEveryApiMessage) {
+  RandomFiller filler(3);
+  for (const auto* type : api_messages()) {
+    const auto* prototype = pb::MessageFactory::generated_factory()->GetPrototype(type);
+    ASSERT_NE(prototype, nullptr) << type->full_name();
+    int direct = 0;
+    for (int round = 0; round < 400; ++round) {
+      filler.plain_only = round % 2 == 0;
+      std::unique_ptr<pb::Message> message(prototype->New());
+      filler.fill(*message);
+      std::string expected, actual, directly;
+      ASSERT_TRUE(print_api_json_by_protobuf(*message, expected)) << message->DebugString();
+      ASSERT_TRUE(print_api_json(*message, actual));
+      ASSERT_EQ(actual, expected) << type->full_name() << " round " << round;
+      if (print_api_json_directly(*message, directly)) {
+        ++direct;
+        ASSERT_EQ(directly, expected) << type->full_name() << " round " << round;
+      }
+    }
+    bool has_presence_fields = false;
+    for (int i = 0; i < type->field_count(); ++i) {
+      has_presence_fields |= type->field(i)->containing_oneof() != nullptr;
+    }
+    // Every answer shape of the API (no optional fields) is printed directly when its text is
+    // plain; request messages with optional fields go to protobuf.
+    if (!has_presence_fields) EXPECT_GE(direct, 100) << type->full_name();
+  }
+}
+
+TEST(ApiJson, AnOrderIsPrintedDirectly) {
+  orders::v1::Order order;
+  order.set_id("0b7f-1");
+  order.set_status(orders::v1::Order::CONFIRMED);
+  order.set_total_cents(3000);
+  auto* item = order.add_items();
+  item->set_sku("BOOK-1");
+  item->set_quantity(2);
+  order.mutable_created_at()->set_seconds(1795960048);
+  order.mutable_created_at()->set_nanos(857570000);
+  std::string json;
+  ASSERT_TRUE(print_api_json_directly(order, json));
+  EXPECT_EQ(json, R"({"id":"0b7f-1","user_id":"","status":"CONFIRMED","items":[{"sku":"BOOK-1",)"
+                  R"("quantity":2,"unit_price_cents":"0"}],"total_cents":"3000","currency":"",)"
+                  R"("created_at":"2026-11-29T13:47:28.857570Z"})");
+}
+
+}  // namespace
+}  // namespace trellis
