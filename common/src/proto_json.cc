@@ -32,15 +32,33 @@ class DirectPrinter {
  public:
   explicit DirectPrinter(std::string& out) : out_(out) {}
 
+  // The top-level message: well-known types print as JSON values of their own (Empty aside), and
+  // proto2's closed enums keep unknown numbers among unknown fields, which protobuf prints.
+  bool root(const pb::Message& message) {
+    const auto* descriptor = message.GetDescriptor();
+    if (descriptor->file()->syntax() != pb::FileDescriptor::SYNTAX_PROTO3) return false;
+    const auto& type = descriptor->full_name();
+    if (type.rfind("google.protobuf.", 0) == 0 && type != "google.protobuf.Empty") return false;
+    return this->message(message);
+  }
+
+ private:
   bool message(const pb::Message& message) {
     const auto* descriptor = message.GetDescriptor();
     const auto* reflection = message.GetReflection();
     out_ += '{';
     bool first = true;
+    // protobuf appends set Timestamps (printed as strings) after the other fields, in field-number
+    // order: printed in place only while that gives the same order.
+    int last_timestamp_number = 0;
     for (int i = 0; i < descriptor->field_count(); ++i) {
       const auto* field = descriptor->field(i);
       if (field->is_map() || field->containing_oneof() != nullptr) return false;
+      bool is_timestamp = field->cpp_type() == pb::FieldDescriptor::CPPTYPE_MESSAGE &&
+                          field->message_type()->full_name() == "google.protobuf.Timestamp";
+      if (is_timestamp && field->is_repeated()) return false;
       if (field->is_repeated()) {
+        if (last_timestamp_number != 0) return false;
         name(field, first);
         out_ += '[';
         int size = reflection->FieldSize(message, field);
@@ -54,6 +72,12 @@ class DirectPrinter {
       if (field->cpp_type() == pb::FieldDescriptor::CPPTYPE_MESSAGE) {
         if (!reflection->HasField(message, field)) continue;  // unset messages are left out
       }
+      if (is_timestamp) {
+        if (field->number() < last_timestamp_number) return false;
+        last_timestamp_number = field->number();
+      } else if (last_timestamp_number != 0) {
+        return false;
+      }
       name(field, first);
       if (!value(message, field, -1)) return false;
     }
@@ -61,7 +85,6 @@ class DirectPrinter {
     return true;
   }
 
- private:
   void name(const pb::FieldDescriptor* field, bool& first) {
     if (!first) out_ += ',';
     first = false;
@@ -169,7 +192,7 @@ class DirectPrinter {
 }  // namespace
 
 bool print_api_json_directly(const pb::Message& message, std::string& out) {
-  return DirectPrinter(out).message(message);
+  return DirectPrinter(out).root(message);
 }
 
 bool print_api_json_by_protobuf(const pb::Message& message, std::string& out) {

@@ -151,6 +151,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     if (framing_error == 0) request.body = std::move(message.body());
 
     keep_alive_ = request.keep_alive;
+    head_request_ = message.method() == http::verb::head;
     ++in_flight_;
     auto self = shared_from_this();
     auto exchange = std::make_shared<Exchange>(
@@ -191,17 +192,22 @@ class Connection : public std::enable_shared_from_this<Connection> {
   }
 
   // The head is serialized into a buffer the connection keeps (no allocation once it has grown)
-  // and sent with the body in one gather write.
+  // and sent with the body in one gather write. The body is let go once written: an idle
+  // connection holds no answer.
   void write(HttpResponse answer) {
     --in_flight_;
     if (draining_) keep_alive_ = false;
+    // Only final answers: an interim (1xx) status would leave the client waiting for one.
+    if (answer.status < 200 || answer.status > 599) answer.status = 500;
     head_.clear();
-    serialize_response_head(answer, keep_alive_, head_);
-    body_ = status_has_body(answer.status) ? std::move(answer.body) : std::string();
+    serialize_response_head(answer, keep_alive_, head_);  // HEAD: the GET's Content-Length...
+    bool send_body = status_has_body(answer.status) && !head_request_;  // ...and no body
+    body_ = send_body ? std::move(answer.body) : std::string();
     std::array<asio::const_buffer, 2> buffers{asio::buffer(head_), asio::buffer(body_)};
     stream_.expires_after(limits_.read_timeout);
     asio::async_write(stream_, buffers, [self = shared_from_this()](beast::error_code ec, size_t) {
-      if (self->body_.capacity() > kKeptBufferBytes) std::string().swap(self->body_);
+      std::string().swap(self->body_);
+      if (self->head_.capacity() > kKeptHeadBytes) std::string().swap(self->head_);
       if (ec) return self->close();
       if (!self->keep_alive_) return self->linger();
       self->read_header();
@@ -248,9 +254,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
   bool idle_ = false;
   std::string remote_;
   bool keep_alive_ = true;
-  std::string head_;
-  std::string body_;  // of the response being written
-  static constexpr size_t kKeptBufferBytes = 65536;
+  bool head_request_ = false;
+  std::string head_;  // kept between answers (up to kKeptHeadBytes of capacity)
+  std::string body_;  // of the answer being written
+  static constexpr size_t kKeptHeadBytes = 4096;
   size_t drain_budget_ = 0;
 };
 

@@ -143,7 +143,8 @@ void serialize_response_head(const HttpResponse& response, bool keep_alive, std:
     auto start = out.size();
     out += value;
     for (auto i = start; i < out.size(); ++i) {
-      if (out[i] == '\r' || out[i] == '\n' || out[i] == '\0') out[i] = ' ';
+      auto c = static_cast<unsigned char>(out[i]);
+      if ((c < 0x20 && c != '\t') || c == 0x7f) out[i] = ' ';
     }
     out += "\r\n";
   }

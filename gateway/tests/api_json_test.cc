@@ -3,9 +3,13 @@
 #include <gtest/gtest.h>
 
 #include <google/protobuf/descriptor.h>
+#include <google/protobuf/descriptor.pb.h>
+#include <google/protobuf/dynamic_message.h>
+#include <google/protobuf/empty.pb.h>
 #include <google/protobuf/message.h>
 #include <google/protobuf/timestamp.pb.h>
 
+#include <memory>
 #include <random>
 #include <string>
 #include <vector>
@@ -207,6 +211,78 @@ TEST(ApiJson, SameBytesAsProtobufsPrinterForEveryApiMessage) {
     // plain; request messages with optional fields go to protobuf.
     if (!has_presence_fields) EXPECT_GE(direct, 100) << type->full_name();
   }
+}
+
+// protobuf prints set Timestamps after every other field, in field-number order: shapes that
+// declare them elsewhere must still come out as protobuf writes them.
+TEST(ApiJson, TimestampsOutOfProtobufsOrderGoToProtobuf) {
+  struct FieldSpec {
+    const char* name;
+    int number;
+    bool timestamp;
+    bool repeated;
+  };
+  const std::vector<std::vector<FieldSpec>> shapes = {
+      {{"id", 1, false, false}, {"created_at", 2, true, false}, {"name", 3, false, false}},
+      {{"id", 1, false, false}, {"updated_at", 3, true, false}, {"created_at", 2, true, false}},
+      {{"id", 1, false, false}, {"created_at", 2, true, false}, {"tags", 3, false, true}},
+  };
+  pb::DescriptorPool pool(pb::DescriptorPool::generated_pool());
+  pb::DynamicMessageFactory factory(&pool);
+  factory.SetDelegateToGeneratedFactory(true);
+  for (size_t shape = 0; shape < shapes.size(); ++shape) {
+    pb::FileDescriptorProto file;
+    file.set_name("api_json_test_" + std::to_string(shape) + ".proto");
+    file.set_package("trellis.test" + std::to_string(shape));
+    file.set_syntax("proto3");
+    file.add_dependency("google/protobuf/timestamp.proto");
+    auto* type = file.add_message_type();
+    type->set_name("Shaped");
+    for (const auto& spec : shapes[shape]) {
+      auto* field = type->add_field();
+      field->set_name(spec.name);
+      field->set_number(spec.number);
+      field->set_label(spec.repeated ? pb::FieldDescriptorProto::LABEL_REPEATED
+                                     : pb::FieldDescriptorProto::LABEL_OPTIONAL);
+      field->set_type(spec.timestamp ? pb::FieldDescriptorProto::TYPE_MESSAGE
+                                     : pb::FieldDescriptorProto::TYPE_STRING);
+      if (spec.timestamp) field->set_type_name(".google.protobuf.Timestamp");
+    }
+    const auto* built = pool.BuildFile(file);
+    ASSERT_NE(built, nullptr);
+    std::unique_ptr<pb::Message> message(factory.GetPrototype(built->message_type(0))->New());
+    const auto* r = message->GetReflection();
+    for (const auto& spec : shapes[shape]) {
+      const auto* field = message->GetDescriptor()->FindFieldByName(spec.name);
+      if (spec.timestamp) {
+        auto* timestamp = r->MutableMessage(message.get(), field);
+        timestamp->GetReflection()->SetInt64(timestamp, timestamp->GetDescriptor()->field(0),
+                                             spec.number);
+      } else if (spec.repeated) {
+        r->AddString(message.get(), field, "t");
+      } else {
+        r->SetString(message.get(), field, "x");
+      }
+    }
+    std::string expected, actual, directly;
+    ASSERT_TRUE(print_api_json_by_protobuf(*message, expected));
+    ASSERT_TRUE(print_api_json(*message, actual));
+    EXPECT_EQ(actual, expected) << "shape " << shape;
+    EXPECT_FALSE(print_api_json_directly(*message, directly))
+        << "shape " << shape << ": " << directly << " vs " << expected;
+  }
+}
+
+TEST(ApiJson, WellKnownTypesAtTheTopGoToProtobuf) {
+  pb::Timestamp timestamp;
+  timestamp.set_seconds(5);
+  std::string json;
+  ASSERT_TRUE(print_api_json(timestamp, json));
+  EXPECT_EQ(json, "\"1970-01-01T00:00:05Z\"");
+  pb::Empty empty;
+  json.clear();
+  ASSERT_TRUE(print_api_json_directly(empty, json));
+  EXPECT_EQ(json, "{}");
 }
 
 TEST(ApiJson, AnOrderIsPrintedDirectly) {

@@ -65,6 +65,10 @@ TEST(SerializeResponseHead, NoHeaderCanSplitTheResponse) {
   HttpResponse response{200, {}, ""};
   response.headers = {{"X-Value", "a\r\nSet-Cookie: stolen=1\r\n\r\nbody"},
                       {"X-Nul", std::string("a\0b", 3)},
+                      {"X-Controls",
+                       "a\x01"
+                       "b\x7f"
+                       "\tc"},
                       {"Bad Name", "v"},
                       {"X-Colon:", "v"},
                       {"", "v"},
@@ -74,6 +78,7 @@ TEST(SerializeResponseHead, NoHeaderCanSplitTheResponse) {
             "HTTP/1.1 200 OK\r\n"
             "X-Value: a  Set-Cookie: stolen=1    body\r\n"
             "X-Nul: a b\r\n"
+            "X-Controls: a b \tc\r\n"
             "Server: trellis\r\n"
             "Content-Length: 0\r\n"
             "\r\n");

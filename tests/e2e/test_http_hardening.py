@@ -110,6 +110,21 @@ class HttpHardeningTest(unittest.TestCase):
         time.sleep(0.3)
         self.assertEqual(self.stack.http("GET", "/healthz").status, 200)
 
+    def test_head_answer_has_no_body_and_the_connection_stays_usable(self):
+        # A HEAD answer carries the Content-Length a GET would get but no body: a body there
+        # would be read as the start of the next answer on a keep-alive connection.
+        with self.connect() as sock:
+            sock.sendall(b"HEAD /v1/users/me HTTP/1.1\r\nHost: x\r\n\r\n"
+                         b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            data = b""
+            deadline = time.monotonic() + 5
+            while data.count(b"\r\n\r\n") < 2 and time.monotonic() < deadline:
+                data += sock.recv(65536)
+        first, rest = data.split(b"\r\n\r\n", 1)
+        self.assertRegex(first, rb"^HTTP/1.1 4\d\d ")
+        self.assertRegex(first.lower(), rb"content-length: [1-9]")
+        self.assertTrue(rest.startswith(b"HTTP/1.1 200"), rest[:60])
+
     def test_pipelined_requests_are_answered_in_order(self):
         with self.connect() as sock:
             sock.sendall(b"".join(

@@ -53,8 +53,8 @@ bool status_has_body(int status);
 // Appends the status line and header block of an HTTP/1.1 response to `out`; the body (when the
 // status has one) is sent after it as it is. The framing (Content-Length, Connection: close) and
 // `Server` are written here, so such headers in `response.headers` are left out. A header whose
-// name is not an HTTP token is left out, and CR, LF and NUL in values become spaces, so that no
-// header can end the block early (response splitting).
+// name is not an HTTP token is left out, and control characters other than tab in values become
+// spaces, so that no header can end the block early (response splitting).
 void serialize_response_head(const HttpResponse& response, bool keep_alive, std::string& out);
 
 }  // namespace trellis::gateway
