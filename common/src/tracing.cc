@@ -125,7 +125,9 @@ void Tracer::run() {
         exported_ += batch.size();
       } else {
         dropped_ += batch.size();  // a collector outage loses spans, never memory
-        if (stopping) {            // and does not hold up the exit batch after batch
+        // ...and does not hold up the exit batch after batch. Read now, not when the round
+        // began: shutdown may have come while this batch was being sent.
+        if (stopping_) {
           dropped_ += queue_.size();
           queue_.clear();
         }

@@ -7,6 +7,7 @@
 
 #include <future>
 #include <nlohmann/json.hpp>
+#include <thread>
 
 namespace trellis::tracing {
 namespace {
@@ -124,6 +125,28 @@ TEST(Tracer, ShutdownWithAStalledCollectorCostsOneTimeoutNotOnePerBatch) {
     ScopedCurrentSpan scope({&tracer, "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"});
     for (int i = 0; i < 4; ++i) ChildSpan("stalled", SpanKind::kClient, {});
   }
+  auto started = std::chrono::steady_clock::now();
+  tracer.shutdown();
+  EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::milliseconds(3500))
+      << "each batch waited for its own timeout";
+  EXPECT_EQ(tracer.dropped(), 4u);
+  EXPECT_EQ(tracer.exported(), 0u);
+  close(listener);
+}
+
+// The same when the exporter is already sending (to a stalled collector) as shutdown comes: the
+// batches after the one in flight are dropped, not sent one timeout each.
+TEST(Tracer, ShutdownDuringAnExportDropsTheRest) {
+  sockaddr_in address{};
+  int listener = listen_on_loopback(address, 16);
+  ASSERT_GE(listener, 0);
+  Tracer tracer({"http://127.0.0.1:" + std::to_string(ntohs(address.sin_port)) + "/v1/traces",
+                 "users", 100, 50, 1});
+  {
+    ScopedCurrentSpan scope({&tracer, "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"});
+    for (int i = 0; i < 4; ++i) ChildSpan("stalled", SpanKind::kClient, {});
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // the first batch is on its way
   auto started = std::chrono::steady_clock::now();
   tracer.shutdown();
   EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::milliseconds(3500))
