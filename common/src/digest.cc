@@ -28,25 +28,29 @@ const EVP_MD* fetched(const char* name) {
   return md;  // kept for the life of the process
 }
 
-std::string digest_hex(const EVP_MD* md, std::string_view data) {
+std::string digest(const EVP_MD* md, std::string_view data) {
   unsigned char digest[EVP_MAX_MD_SIZE];
   unsigned int length = 0;
   if (EVP_Digest(data.data(), data.size(), digest, &length, md, nullptr) != 1) {
     throw std::runtime_error("digest failed");
   }
-  return to_hex(std::string_view(reinterpret_cast<const char*>(digest), length));
+  return std::string(reinterpret_cast<const char*>(digest), length);
 }
 
 }  // namespace
 
-std::string sha256_hex(std::string_view data) {
+std::string sha256(std::string_view data) {
   static const EVP_MD* const md = fetched("SHA256");
-  return digest_hex(md, data);
+  return digest(md, data);
+}
+
+std::string sha256_hex(std::string_view data) {
+  return to_hex(sha256(data));
 }
 
 std::string sha1_hex(std::string_view data) {
   static const EVP_MD* const md = fetched("SHA1");
-  return digest_hex(md, data);
+  return to_hex(digest(md, data));
 }
 
 bool is_uuid(std::string_view text) {

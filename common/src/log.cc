@@ -59,7 +59,7 @@ const char* level_name(Level level) {
 constexpr size_t kTimestampLength = 27;
 void format_now_rfc3339(char* buffer) {
   thread_local std::time_t cached_second = -1;
-  thread_local char cached_prefix[21];  // "2026-11-29T13:47:02."
+  thread_local char cached_prefix[72];  // "2026-11-29T13:47:02." (room for any int fields)
   auto now = std::chrono::system_clock::now();
   auto micros_total =
       std::chrono::duration_cast<std::chrono::microseconds>(now.time_since_epoch()).count();
@@ -117,9 +117,6 @@ void init(std::string_view component, std::string_view level) {
 
 namespace {
 
-// Appends `text` as a JSON string body: quotes, backslashes and control characters escaped, and
-// each byte that is not part of valid UTF-8 replaced by U+FFFD (client text such as a path may be
-// anything), so the line always parses.
 constexpr bool is_plain_json_char(unsigned char c) {
   return c >= 0x20 && c < 0x80 && c != '"' && c != '\\';
 }
@@ -135,6 +132,9 @@ bool all_plain_json_chars(const char* bytes) {
   return !control_or_high && !has_zero(word ^ (kOnes * '"')) && !has_zero(word ^ (kOnes * '\\'));
 }
 
+// Appends `text` as a JSON string body: quotes, backslashes and control characters escaped, and
+// each byte that is not part of valid UTF-8 replaced by U+FFFD (client text such as a path may be
+// anything), so the line always parses.
 void append_json_string(std::string& out, std::string_view text) {
   static constexpr char kHex[] = "0123456789abcdef";
   static constexpr std::string_view kReplacement = "\xEF\xBF\xBD";
@@ -256,18 +256,12 @@ std::string render(Level level, std::string_view component, std::string_view mes
   constexpr size_t kInline = 32;
   const Field* inline_chosen[kInline];
   std::vector<const Field*> spilled;
+  const Field** chosen = inline_chosen;
+  if (fields.size() + more.size() > kInline) {
+    spilled.resize(fields.size() + more.size());
+    chosen = spilled.data();
+  }
   size_t count = 0;
-  auto chosen = [&](size_t k) -> const Field*& {
-    return k < kInline ? inline_chosen[k] : spilled[k - kInline];
-  };
-  auto choose = [&](const Field* field) {
-    if (count < kInline) {
-      inline_chosen[count] = field;
-    } else {
-      spilled.push_back(field);
-    }
-    ++count;
-  };
   std::string_view reserved[] = {"ts", "level", "component", "msg"};
   char timestamp[kTimestampLength];
   format_now_rfc3339(timestamp);
@@ -285,12 +279,12 @@ std::string render(Level level, std::string_view component, std::string_view mes
         }
       }
       for (size_t k = 0; k < count && !placed; ++k) {
-        if (same_key(chosen(k))) {
-          chosen(k) = &field;
+        if (same_key(chosen[k])) {
+          chosen[k] = &field;
           placed = true;
         }
       }
-      if (!placed) choose(&field);
+      if (!placed) chosen[count++] = &field;
     }
   }
   std::string out;
@@ -307,7 +301,7 @@ std::string render(Level level, std::string_view component, std::string_view mes
   };
   out.push_back('{');
   for (size_t r = 0; r < 4; ++r) append_field(reserved[r], reserved_override[r], reserved_value[r]);
-  for (size_t k = 0; k < count; ++k) append_field(chosen(k)->key, chosen(k), {});
+  for (size_t k = 0; k < count; ++k) append_field(chosen[k]->key, chosen[k], {});
   out.push_back('}');
   return out;
 }

@@ -2,8 +2,6 @@
 
 #include "trellis/common/digest.h"
 
-#include <openssl/evp.h>
-
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
@@ -14,15 +12,6 @@
 
 namespace trellis::db {
 namespace {
-
-std::string sha256(std::string_view data) {
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned int length = 0;
-  if (EVP_Digest(data.data(), data.size(), digest, &length, EVP_sha256(), nullptr) != 1) {
-    throw std::runtime_error("SHA-256 failed");
-  }
-  return std::string(reinterpret_cast<const char*>(digest), length);
-}
 
 // "0007_add_index": how the file that held the migration was named.
 std::string label(int version, std::string_view name) {

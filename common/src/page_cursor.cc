@@ -1,8 +1,7 @@
 #include "trellis/common/page_cursor.h"
 
-#include <openssl/sha.h>
-
 #include "trellis/common/base64url.h"
+#include "trellis/common/digest.h"
 
 namespace trellis {
 namespace {
@@ -18,9 +17,7 @@ std::string check_value(std::string_view listing, std::string_view position,
   input.append(scope);
   input.push_back('\0');
   input.append(position);
-  unsigned char digest[SHA256_DIGEST_LENGTH];
-  SHA256(reinterpret_cast<const unsigned char*>(input.data()), input.size(), digest);
-  return std::string(reinterpret_cast<const char*>(digest), kCheckBytes);
+  return sha256(input).substr(0, kCheckBytes);
 }
 
 }  // namespace

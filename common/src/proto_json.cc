@@ -160,8 +160,8 @@ class DirectPrinter {
   bool timestamp(const pb::Message& timestamp) {
     const auto* descriptor = timestamp.GetDescriptor();
     const auto* r = timestamp.GetReflection();
-    int64_t seconds = r->GetInt64(timestamp, descriptor->FindFieldByName("seconds"));
-    int32_t nanos = r->GetInt32(timestamp, descriptor->FindFieldByName("nanos"));
+    int64_t seconds = r->GetInt64(timestamp, descriptor->FindFieldByNumber(1));  // seconds
+    int32_t nanos = r->GetInt32(timestamp, descriptor->FindFieldByNumber(2));    // nanos
     if (seconds < 0 || seconds >= kSecondsOfYear10000 || nanos < 0 || nanos > 999999999) {
       return false;
     }

@@ -23,10 +23,6 @@ bool all_zero(std::string_view text) {
   return std::all_of(text.begin(), text.end(), [](char c) { return c == '0'; });
 }
 
-std::string to_hex(const unsigned char* raw, size_t bytes) {
-  return trellis::to_hex(std::string_view(reinterpret_cast<const char*>(raw), bytes));
-}
-
 // xoshiro256** (Blackman and Vigna), one per thread, seeded from the OS generator.
 class IdGenerator {
  public:
@@ -62,7 +58,7 @@ std::string random_hex(size_t bytes) {
   if (RAND_bytes(reinterpret_cast<unsigned char*>(raw.data()), static_cast<int>(bytes)) != 1) {
     throw std::runtime_error("RAND_bytes failed");
   }
-  return to_hex(reinterpret_cast<const unsigned char*>(raw.data()), bytes);
+  return trellis::to_hex(raw);
 }
 
 std::string random_uuid() {
@@ -85,7 +81,7 @@ std::string random_id_hex(size_t bytes) {
       auto word = generator.next();
       std::memcpy(raw + i, &word, std::min<size_t>(8, bytes - i));
     }
-    out = to_hex(raw, bytes);
+    out = trellis::to_hex(std::string_view(reinterpret_cast<const char*>(raw), bytes));
   } while (all_zero(out));  // W3C trace context: an all-zero id is invalid
   return out;
 }

@@ -82,11 +82,8 @@ int run(const std::string& config_path) {
   IoContext io(1);
   std::vector<std::unique_ptr<IoContext>> extra_loops;
   for (int i = 1; i < config.io_threads; ++i) extra_loops.push_back(std::make_unique<IoContext>(1));
-  std::vector<asio::io_context*> connection_loops;
-  if (!extra_loops.empty()) {
-    connection_loops.push_back(&io);
-    for (auto& loop : extra_loops) connection_loops.push_back(loop.get());
-  }
+  std::vector<asio::io_context*> connection_loops = {&io};
+  for (auto& loop : extra_loops) connection_loops.push_back(loop.get());
   metrics::Registry registry;
   tracing::Tracer tracer({config.otlp_endpoint, "gateway"});
   Upstreams upstreams(config.upstreams, registry);

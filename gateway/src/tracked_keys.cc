@@ -100,7 +100,7 @@ void TrackedKeys::stop() {
 bool TrackedKeys::kept(const std::string& key) const {
   if (options_.max_keys == 0) return false;
   for (const auto& prefix : options_.prefixes) {
-    if (key.compare(0, prefix.size(), prefix) == 0) return true;
+    if (key.starts_with(prefix)) return true;
   }
   return false;
 }

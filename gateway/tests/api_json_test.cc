@@ -41,7 +41,6 @@ class RandomFiller {
 
   void fill(pb::Message& message, int depth = 0) {
     const auto* descriptor = message.GetDescriptor();
-    const auto* r = message.GetReflection();
     if (descriptor->full_name() == "google.protobuf.Timestamp") {
       auto& timestamp = static_cast<pb::Timestamp&>(message);
       timestamp.set_seconds(static_cast<int64_t>(random_() % 253402300800ULL));
@@ -53,13 +52,9 @@ class RandomFiller {
     for (int i = 0; i < descriptor->field_count(); ++i) {
       const auto* field = descriptor->field(i);
       if (random_() % 4 == 0) continue;  // left at its default
-      if (field->is_repeated()) {
-        for (int k = 0, n = static_cast<int>(random_() % 4); k < n; ++k) add(message, field, depth);
-      } else {
-        set(message, field, depth);
-      }
+      int values = field->is_repeated() ? static_cast<int>(random_() % 4) : 1;
+      for (int k = 0; k < values; ++k) put(message, field, depth);
     }
-    (void)r;
   }
 
  private:
@@ -107,76 +102,59 @@ class RandomFiller {
     return type->value(static_cast<int>(random_() % type->value_count()))->number();
   }
 
-  void set(pb::Message& m, const pb::FieldDescriptor* f, int depth) {
+  // A random value for `f`: set when singular, appended when repeated.
+  void put(pb::Message& m, const pb::FieldDescriptor* f, int depth) {
     const auto* r = m.GetReflection();
+    bool add = f->is_repeated();
     using F = pb::FieldDescriptor;
     switch (f->cpp_type()) {
-      case F::CPPTYPE_INT32:
-        r->SetInt32(&m, f, static_cast<int32_t>(integer()));
+      case F::CPPTYPE_INT32: {
+        auto v = static_cast<int32_t>(integer());
+        add ? r->AddInt32(&m, f, v) : r->SetInt32(&m, f, v);
         break;
-      case F::CPPTYPE_UINT32:
-        r->SetUInt32(&m, f, static_cast<uint32_t>(integer()));
+      }
+      case F::CPPTYPE_UINT32: {
+        auto v = static_cast<uint32_t>(integer());
+        add ? r->AddUInt32(&m, f, v) : r->SetUInt32(&m, f, v);
         break;
-      case F::CPPTYPE_INT64:
-        r->SetInt64(&m, f, integer());
+      }
+      case F::CPPTYPE_INT64: {
+        auto v = integer();
+        add ? r->AddInt64(&m, f, v) : r->SetInt64(&m, f, v);
         break;
-      case F::CPPTYPE_UINT64:
-        r->SetUInt64(&m, f, static_cast<uint64_t>(integer()));
+      }
+      case F::CPPTYPE_UINT64: {
+        auto v = static_cast<uint64_t>(integer());
+        add ? r->AddUInt64(&m, f, v) : r->SetUInt64(&m, f, v);
         break;
-      case F::CPPTYPE_BOOL:
-        r->SetBool(&m, f, random_() % 2 == 0);
+      }
+      case F::CPPTYPE_BOOL: {
+        bool v = random_() % 2 == 0;
+        add ? r->AddBool(&m, f, v) : r->SetBool(&m, f, v);
         break;
-      case F::CPPTYPE_DOUBLE:
-        r->SetDouble(&m, f, static_cast<double>(integer()) / 7);
+      }
+      case F::CPPTYPE_DOUBLE: {
+        auto v = static_cast<double>(integer()) / 7;
+        add ? r->AddDouble(&m, f, v) : r->SetDouble(&m, f, v);
         break;
-      case F::CPPTYPE_FLOAT:
-        r->SetFloat(&m, f, static_cast<float>(integer()) / 7);
+      }
+      case F::CPPTYPE_FLOAT: {
+        auto v = static_cast<float>(integer()) / 7;
+        add ? r->AddFloat(&m, f, v) : r->SetFloat(&m, f, v);
         break;
-      case F::CPPTYPE_ENUM:
-        r->SetEnumValue(&m, f, enum_number(f));
+      }
+      case F::CPPTYPE_ENUM: {
+        int v = enum_number(f);
+        add ? r->AddEnumValue(&m, f, v) : r->SetEnumValue(&m, f, v);
         break;
-      case F::CPPTYPE_STRING:
-        r->SetString(&m, f, text());
+      }
+      case F::CPPTYPE_STRING: {
+        auto v = text();
+        add ? r->AddString(&m, f, std::move(v)) : r->SetString(&m, f, std::move(v));
         break;
+      }
       case F::CPPTYPE_MESSAGE:
-        if (depth < 3) fill(*r->MutableMessage(&m, f), depth + 1);
-        break;
-    }
-  }
-
-  void add(pb::Message& m, const pb::FieldDescriptor* f, int depth) {
-    const auto* r = m.GetReflection();
-    using F = pb::FieldDescriptor;
-    switch (f->cpp_type()) {
-      case F::CPPTYPE_INT32:
-        r->AddInt32(&m, f, static_cast<int32_t>(integer()));
-        break;
-      case F::CPPTYPE_UINT32:
-        r->AddUInt32(&m, f, static_cast<uint32_t>(integer()));
-        break;
-      case F::CPPTYPE_INT64:
-        r->AddInt64(&m, f, integer());
-        break;
-      case F::CPPTYPE_UINT64:
-        r->AddUInt64(&m, f, static_cast<uint64_t>(integer()));
-        break;
-      case F::CPPTYPE_BOOL:
-        r->AddBool(&m, f, random_() % 2 == 0);
-        break;
-      case F::CPPTYPE_DOUBLE:
-        r->AddDouble(&m, f, static_cast<double>(integer()) / 7);
-        break;
-      case F::CPPTYPE_FLOAT:
-        r->AddFloat(&m, f, static_cast<float>(integer()) / 7);
-        break;
-      case F::CPPTYPE_ENUM:
-        r->AddEnumValue(&m, f, enum_number(f));
-        break;
-      case F::CPPTYPE_STRING:
-        r->AddString(&m, f, text());
-        break;
-      case F::CPPTYPE_MESSAGE:
-        if (depth < 3) fill(*r->AddMessage(&m, f), depth + 1);
+        if (depth < 3) fill(add ? *r->AddMessage(&m, f) : *r->MutableMessage(&m, f), depth + 1);
         break;
     }
   }
@@ -209,7 +187,9 @@ TEST(ApiJson, SameBytesAsProtobufsPrinterForEveryApiMessage) {
     }
     // Every answer shape of the API (no optional fields) is printed directly when its text is
     // plain; request messages with optional fields go to protobuf.
-    if (!has_presence_fields) EXPECT_GE(direct, 100) << type->full_name();
+    if (!has_presence_fields) {
+      EXPECT_GE(direct, 100) << type->full_name();
+    }
   }
 }
 

@@ -27,6 +27,11 @@ void add_cache_headers(HttpResponse& response, const CacheRoute& route, const st
   set_header(response.headers, "X-Cache", std::string(result));
 }
 
+// Current: stored under this generation and not expired.
+bool fresh(const CacheEntry& entry, const std::string& generation, int64_t now) {
+  return entry.generation == generation && entry.expires_at_ms > now;
+}
+
 }  // namespace
 
 CacheFilter::CacheFilter(CacheSettings settings, RedisClient& redis, TrackedKeys& tracked,
@@ -48,7 +53,7 @@ CacheFilter::CacheFilter(CacheSettings settings, RedisClient& redis, TrackedKeys
 std::optional<CacheEntry> CacheFilter::fresh_l1(const std::string& key,
                                                 const std::string& generation, int64_t now) {
   auto entry = l1_.get(key);
-  if (!entry || entry->generation != generation || entry->expires_at_ms <= now) return std::nullopt;
+  if (!entry || !fresh(*entry, generation, now)) return std::nullopt;
   return entry;
 }
 
@@ -135,7 +140,7 @@ void CacheFilter::resolve(const ExchangePtr& exchange, const CacheRoute& route,
   const auto& shared = result.reply.elements[1];
   if (shared.type == RedisReply::Type::kString) {
     auto entry = CacheEntry::parse(shared.str);
-    if (entry && entry->generation == generation && entry->expires_at_ms > now) {
+    if (entry && fresh(*entry, generation, now)) {
       store_l1(entry_key, *entry);
       requests_.with({route.route, "hit_l2"}).inc();
       serve(exchange, route, *entry, "HIT");

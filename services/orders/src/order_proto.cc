@@ -64,14 +64,6 @@ std::string snapshot_json(const OrderRecord& order) {
   return service::to_api_json(message);
 }
 
-std::string snapshot_json_by_printer(const OrderRecord& order) {
-  v1::Order message;
-  to_proto(order, &message);
-  std::string json;
-  if (!print_api_json_by_protobuf(message, json)) throw std::runtime_error("order not printable");
-  return json;
-}
-
 std::string create_request_hash(const v1::CreateOrderRequest& request) {
   std::string bytes;
   {

@@ -5,9 +5,11 @@
 #include <map>
 #include <nlohmann/json.hpp>
 #include <random>
+#include <stdexcept>
 #include <string>
 #include <tuple>
 
+#include "trellis/common/proto_json.h"
 #include "trellis/orders/order_proto.h"
 
 namespace trellis::orders {
@@ -104,6 +106,15 @@ OrderRecord sample_order(std::mt19937_64& random) {
   order.created_at_us = timestamp();
   order.updated_at_us = timestamp();
   return order;
+}
+
+// The reference: the same order through protobuf's own JSON printer.
+std::string snapshot_json_by_printer(const OrderRecord& order) {
+  v1::Order message;
+  to_proto(order, &message);
+  std::string json;
+  if (!print_api_json_by_protobuf(message, json)) throw std::runtime_error("order not printable");
+  return json;
 }
 
 TEST(SnapshotJson, SameBytesAsProtobufsPrinter) {

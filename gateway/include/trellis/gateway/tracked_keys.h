@@ -16,8 +16,8 @@
 //
 // A read from Redis is remembered only if no invalidation of its keys arrived while it was in
 // flight (the invalidation may overtake the reply on the other connection). Keys changed by this
-// process (cache generations it bumps) are forgotten as soon as the write is acknowledged, so
-// its own next request does not wait for the message.
+// process (cache generations bumped by writes through it, `invalidated_by`) are forgotten as soon
+// as the write is acknowledged, so its own next request does not wait for the message.
 #pragma once
 
 #include <chrono>

@@ -15,8 +15,6 @@ std::vector<LineItem> from_proto(const google::protobuf::RepeatedPtrField<v1::Li
 // The order as clients see it in JSON (proto3 mapping, field names as in the .proto): the payload
 // of outbox events, so that consumers read the same shape as GET /v1/orders/{id} returns.
 std::string snapshot_json(const OrderRecord& order);
-// The same through protobuf's JSON printer: the reference snapshot_json is tested against.
-std::string snapshot_json_by_printer(const OrderRecord& order);
 
 // SHA-256 of the request's deterministic serialization: equal for bodies that differ only in
 // JSON formatting or field order, different for any change of items or currency.
