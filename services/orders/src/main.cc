@@ -52,9 +52,9 @@ int run(const std::string& config_path, const std::vector<std::string>& command)
     metrics_server->start();
   }
   tracing::Tracer tracer({config.otlp_endpoint, "orders"});
-  orders::OrderStore store(pool, {config.orders.idempotency_ttl_s});
-  orders::OrderHandler handler(store, registry, tracer);
   orders::OutboxRelay relay(pool, config.orders, config.redis, &registry);
+  orders::OrderStore store(pool, {config.orders.idempotency_ttl_s, [&relay] { relay.wake(); }});
+  orders::OrderHandler handler(store, registry, tracer);
   orders::Maintenance maintenance(store, config.orders, &registry);
 
   service::ServiceHost host(config.grpc_listen, registry, config.grpc_idle_threads);

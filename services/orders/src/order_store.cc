@@ -64,7 +64,7 @@ int64_t now_unix_micros() {
       .count();
 }
 
-// Order, items, outbox row and NOTIFY in one statement (one round trip).
+// Order, items and outbox row in one statement (one round trip).
 int64_t insert_new_order(pqxx::transaction_base& tx, const OrderRecord& order) {
   auto row = tx.exec_prepared1("orders_create", order.id, order.user_id, order.currency,
                                order.total_cents, order.created_at_us, items_json(order.items),
@@ -93,7 +93,7 @@ void write_events(pqxx::work& tx, const std::vector<OrderRecord>& orders) {
 
 void OrderStore::prepare(pqxx::connection& c) {
   const std::string columns = kOrderColumns;
-  // A new order with its items and its order.created outbox row, which wakes the relay at commit.
+  // A new order with its items and its order.created outbox row.
   // Its time is the service's clock (the event is rendered before the insert), in microseconds.
   c.prepare("orders_create",
             "WITH o AS (INSERT INTO orders (id, user_id, status, currency, total_cents, "
@@ -106,8 +106,7 @@ void OrderStore::prepare(pqxx::connection& c) {
             "AS x(position int, sku text, quantity int, unit_price_cents bigint)), "
             "e AS (INSERT INTO outbox (order_id, user_id, type, payload) "
             "SELECT o.id, $2::uuid, $7, $8::json FROM o) "
-            "SELECT o.seq, pg_notify('" +
-                std::string(kOutboxChannel) + "', '') FROM o");
+            "SELECT o.seq FROM o");
   c.prepare("orders_by_id", "SELECT " + columns + " FROM orders o WHERE o.id = $1::uuid");
   c.prepare("orders_lock",
             "SELECT " + columns + " FROM orders o WHERE o.id = $1::uuid FOR UPDATE OF o");
@@ -146,22 +145,16 @@ void OrderStore::prepare(pqxx::connection& c) {
             "DELETE FROM idempotency_keys k USING (SELECT user_id, idempotency_key "
             "FROM idempotency_keys WHERE expires_at <= now() LIMIT $1 FOR UPDATE SKIP LOCKED) d "
             "WHERE k.user_id = d.user_id AND k.idempotency_key = d.idempotency_key");
-  // The NOTIFY is delivered at commit (once per transaction and channel): it wakes the relay.
-  // Many at once; payloads come as text so that they are stored byte for byte.
+  // Many at once, in the given order; payloads come as text so that they are stored byte for byte.
   c.prepare("outbox_insert_many",
-            "WITH event AS (INSERT INTO outbox (order_id, user_id, type, payload) "
+            "INSERT INTO outbox (order_id, user_id, type, payload) "
             "SELECT x.order_id, x.user_id, x.type, x.payload::json "
             "FROM ROWS FROM (jsonb_to_recordset($1::jsonb) "
             "AS (order_id uuid, user_id uuid, type text, payload text)) WITH ORDINALITY "
-            "AS x(order_id, user_id, type, payload, position) "
-            "ORDER BY x.position RETURNING id) "
-            "SELECT pg_notify('" +
-                std::string(kOutboxChannel) + "', '') FROM (SELECT 1 FROM event LIMIT 1) one");
+            "AS x(order_id, user_id, type, payload, position) ORDER BY x.position");
   c.prepare("outbox_insert",
-            "WITH event AS (INSERT INTO outbox (order_id, user_id, type, payload) "
-            "VALUES ($1::uuid, $2::uuid, $3, $4::json) RETURNING id) "
-            "SELECT pg_notify('" +
-                std::string(kOutboxChannel) + "', '') FROM event");
+            "INSERT INTO outbox (order_id, user_id, type, payload) "
+            "VALUES ($1::uuid, $2::uuid, $3, $4::json)");
   c.prepare("outbox_purge",
             "DELETE FROM outbox o USING (SELECT id FROM outbox WHERE published_at IS NOT NULL "
             "AND published_at < now() - make_interval(secs => $1) "
@@ -199,9 +192,10 @@ CreateResult OrderStore::create(const std::string& user_id, const NewOrder& orde
     db::with_statement(pool_, [&](pqxx::nontransaction& tx, bool repeated) {
       insert_or_recognise(tx, record, repeated);
     });
+    events_committed();
     return result;
   }
-  return db::with_transaction(pool_, [&](pqxx::work& tx) {
+  auto outcome = db::with_transaction(pool_, [&](pqxx::work& tx) {
     pqxx::binarystring hash(claim->request_hash);
     // Twice at most: a key that expires and is purged between the two statements is free again.
     for (int attempt = 0; attempt < 2; ++attempt) {
@@ -226,6 +220,8 @@ CreateResult OrderStore::create(const std::string& user_id, const NewOrder& orde
     }
     throw std::runtime_error("idempotency key could not be claimed");
   });
+  if (!outcome.replayed) events_committed();
+  return outcome;
 }
 
 std::optional<OrderRecord> OrderStore::find(const std::string& id, const Viewer& viewer) {
@@ -259,7 +255,7 @@ OrderPage OrderStore::list(const Viewer& viewer, int limit, std::optional<int64_
 TransitionResult OrderStore::transition(const std::string& id, const Viewer& viewer,
                                         OrderAction action) {
   if (!is_uuid(id)) return {};
-  return db::with_transaction(pool_, [&](pqxx::work& tx) {
+  auto outcome = db::with_transaction(pool_, [&](pqxx::work& tx) {
     TransitionResult result;
     auto rows = tx.exec_prepared("orders_lock", id);
     if (rows.empty()) return result;
@@ -277,15 +273,23 @@ TransitionResult OrderStore::transition(const std::string& id, const Viewer& vie
     result.outcome = TransitionResult::Outcome::kChanged;
     return result;
   });
+  if (outcome.outcome == TransitionResult::Outcome::kChanged) events_committed();
+  return outcome;
 }
 
 int OrderStore::auto_confirm(int delay_ms, int batch) {
-  return db::with_transaction(pool_, [&](pqxx::work& tx) {
+  int confirmed = db::with_transaction(pool_, [&](pqxx::work& tx) {
     auto due_before_us = now_unix_micros() - int64_t{delay_ms} * 1000;
-    auto confirmed = read_orders(tx.exec_prepared("orders_auto_confirm", due_before_us, batch));
-    write_events(tx, confirmed);
-    return static_cast<int>(confirmed.size());
+    auto orders = read_orders(tx.exec_prepared("orders_auto_confirm", due_before_us, batch));
+    write_events(tx, orders);
+    return static_cast<int>(orders.size());
   });
+  if (confirmed > 0) events_committed();
+  return confirmed;
+}
+
+void OrderStore::events_committed() const {
+  if (options_.events_committed) options_.events_committed();
 }
 
 int OrderStore::purge_expired_keys(int batch) {

@@ -11,9 +11,6 @@
 namespace trellis::orders {
 namespace {
 
-// The advisory lock that makes one replica at a time the relay ("trlorder" in ASCII).
-constexpr int64_t kRelayLockKey = 0x74726c6f72646572;
-
 std::string id_array(const std::vector<OutboxEvent>& events, size_t count) {
   std::string text = "{";
   for (size_t i = 0; i < count; ++i) {
@@ -30,9 +27,7 @@ OutboxRelay::OutboxRelay(db::PgPool& pool, const OrdersConfig& options, RedisCon
     : pool_(pool),
       options_(options),
       writer_(std::move(redis), options.relay_stream, options.relay_stream_maxlen),
-      listener_(pool.options(), kOutboxChannel, [this] {
-        if (failure_delay_ms_ == 0 && loop_) loop_->wake();
-      }) {
+      loop_("outbox-relay", [this] { return step(); }) {
   if (registry) {
     published_ = &registry
                       ->counter("orders_outbox_published_total",
@@ -97,14 +92,15 @@ RelayRound OutboxRelay::run_once() {
 }
 
 void OutboxRelay::start() {
-  if (!loop_) loop_ = std::make_unique<BackgroundLoop>("outbox-relay", [this] { return step(); });
-  loop_->start();
-  listener_.start();
+  loop_.start();
 }
 
 void OutboxRelay::stop() {
-  listener_.stop();
-  if (loop_) loop_->stop();
+  loop_.stop();
+}
+
+void OutboxRelay::wake() {
+  if (failure_delay_ms_ == 0) loop_.wake();
 }
 
 int OutboxRelay::step() {
@@ -136,7 +132,9 @@ int OutboxRelay::step() {
   }
   if (failure_delay_ms_ != 0) log::info("outbox relay publishing again");
   failure_delay_ms_ = 0;
-  bool more_waiting = !round.busy && round.claimed == static_cast<size_t>(options_.relay_batch);
+  // Another replica's round, which may have claimed before this process's latest commits.
+  if (round.busy) return std::max(1, options_.relay_coalesce_ms);
+  bool more_waiting = round.claimed == static_cast<size_t>(options_.relay_batch);
   last_round_full_ = more_waiting;
   return more_waiting ? 0 : options_.relay_interval_ms;
 }

@@ -67,6 +67,30 @@ TEST_F(OrderStoreTest, CreateStoresTheOrderAndItsEventInOneTransaction) {
   EXPECT_EQ(payload["currency"], "EUR");
 }
 
+// The relay is woken after exactly the commits that wrote outbox rows.
+TEST_F(OrderStoreTest, CommitsThatWriteEventsAndOnlyThoseWakeTheRelay) {
+  std::atomic<int> wakes{0};
+  OrderStore store(make_pool(), {86400, [&wakes] { ++wakes; }});
+  auto user = new_user_id();
+  auto plain = store.create(user, sample_order(), std::nullopt).order;
+  EXPECT_EQ(wakes, 1);
+  IdempotencyClaim claim{"key-1", std::string(32, 'h')};
+  store.create(user, sample_order(), claim);
+  EXPECT_EQ(wakes, 2);
+  EXPECT_TRUE(store.create(user, sample_order(), claim).replayed);
+  EXPECT_EQ(wakes, 2);  // a replay writes nothing
+  Viewer owner{user, false};
+  EXPECT_EQ(store.transition(plain.id, owner, OrderAction::kShip).outcome, Outcome::kIllegal);
+  EXPECT_EQ(wakes, 2);
+  EXPECT_EQ(store.transition(plain.id, owner, OrderAction::kCancel).outcome, Outcome::kChanged);
+  EXPECT_EQ(wakes, 3);
+  EXPECT_EQ(store.auto_confirm(0, 100), 1);  // the keyed order
+  EXPECT_EQ(wakes, 4);
+  EXPECT_EQ(store.auto_confirm(0, 100), 0);
+  EXPECT_EQ(wakes, 4);
+  EXPECT_EQ(sql("SELECT count(*) FROM outbox")[0][0].as<int>(), 4);
+}
+
 TEST_F(OrderStoreTest, ACreateOnPooledConnectionsTheServerDroppedMakesOneOrder) {
   auto store = make_store(2);
   auto user = new_user_id();

@@ -41,6 +41,12 @@ class OutboxRelayTest : public OrdersDatabaseTest {
     return ids;
   }
 
+  // A store whose commits wake `relay`, as in the service.
+  std::unique_ptr<OrderStore> store_waking(db::PgPool& pool, OutboxRelay& relay) {
+    return std::make_unique<OrderStore>(
+        pool, StoreOptions{86400, [&relay] { relay.wake(); }});
+  }
+
   int unpublished() {
     return sql("SELECT count(*) FROM outbox WHERE published_at IS NULL")[0][0].as<int>();
   }
@@ -112,14 +118,15 @@ TEST_F(OutboxRelayTest, PublishesInIdOrderInBatchesAndMarksRowsPublished) {
 }
 
 // Orders committed one after another within the coalescing wait go out in one round, not one
-// round each (a notification arrives per order).
+// round each (every commit wakes the relay).
 TEST_F(OutboxRelayTest, OrdersCommittedTogetherArePublishedInOneRound) {
-  auto store = make_store();
   auto options = relay_options(100);
-  options.relay_interval_ms = 60000;  // only notifications start rounds
+  options.relay_interval_ms = 60000;  // only commits start rounds
   options.relay_coalesce_ms = 400;
   metrics::Registry registry;
-  OutboxRelay relay(*pools_.back(), options, redis_, &registry);
+  auto& pool = make_pool();
+  OutboxRelay relay(pool, options, redis_, &registry);
+  auto store = store_waking(pool, relay);
   relay.start();
   std::this_thread::sleep_for(std::chrono::milliseconds(500));  // the first (empty) round is done
   auto user = new_user_id();
@@ -189,10 +196,11 @@ TEST_F(OutboxRelayTest, TwoRelaysDoNotSendAnEventTwice) {
 }
 
 TEST_F(OutboxRelayTest, ACommitWakesTheRelayWithoutWaitingForItsPoll) {
-  auto store = make_store();
   auto options = relay_options();
   options.relay_interval_ms = 60000;  // polling alone would publish nothing within the test
-  OutboxRelay relay(*pools_.back(), options, redis_);
+  auto& pool = make_pool();
+  OutboxRelay relay(pool, options, redis_);
+  auto store = store_waking(pool, relay);
   relay.start();
   // The first round runs at start; let it find the outbox empty and go to sleep.
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
@@ -202,6 +210,29 @@ TEST_F(OutboxRelayTest, ACommitWakesTheRelayWithoutWaitingForItsPoll) {
   auto waited = std::chrono::steady_clock::now() - started;
   relay.stop();
   EXPECT_LT(waited, std::chrono::seconds(2));
+  EXPECT_EQ(streamed_ids().size(), 1u);
+}
+
+// A commit that finds another replica's round under way is not left for the next poll: that
+// round may have claimed its rows before this commit.
+TEST_F(OutboxRelayTest, AWokenRelayThatFindsTheLockTakenTriesAgainSoon) {
+  auto options = relay_options();
+  options.relay_interval_ms = 60000;
+  auto& pool = make_pool();
+  OutboxRelay relay(pool, options, redis_);
+  auto store = store_waking(pool, relay);
+  relay.start();
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // the first round is done
+  // "Another replica" holds the relay lock for 500 ms while an order is committed.
+  std::thread other_replica([&] {
+    sql("BEGIN; SELECT pg_advisory_xact_lock(" + std::to_string(kRelayLockKey) +
+        "); SELECT pg_sleep(0.5); COMMIT");
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  store->create(new_user_id(), sample_order(), std::nullopt);
+  EXPECT_TRUE(wait_until_published(std::chrono::seconds(3)));
+  other_replica.join();
+  relay.stop();
   EXPECT_EQ(streamed_ids().size(), 1u);
 }
 

@@ -51,9 +51,15 @@ db::PgOptions OrdersDatabaseTest::database_options(int pool_size) const {
   return options;
 }
 
-std::unique_ptr<OrderStore> OrdersDatabaseTest::make_store(int pool_size, int ttl_s) {
+db::PgPool& OrdersDatabaseTest::make_pool(int pool_size) {
   pools_.push_back(std::make_unique<db::PgPool>(database_options(pool_size), prepare_statements));
-  return std::make_unique<OrderStore>(*pools_.back(), StoreOptions{ttl_s});
+  return *pools_.back();
+}
+
+std::unique_ptr<OrderStore> OrdersDatabaseTest::make_store(int pool_size, int ttl_s) {
+  StoreOptions options;
+  options.idempotency_ttl_s = ttl_s;
+  return std::make_unique<OrderStore>(make_pool(pool_size), options);
 }
 
 pqxx::result OrdersDatabaseTest::sql(const std::string& query) {

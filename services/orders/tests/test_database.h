@@ -22,7 +22,9 @@ class OrdersDatabaseTest : public ::testing::Test {
 
   // Runs SQL as the superuser in this test's database; returns the rows.
   pqxx::result sql(const std::string& query);
-  // A new store over a pool of `pool_size` connections.
+  // A new pool of `pool_size` connections, kept until the test ends.
+  db::PgPool& make_pool(int pool_size = 4);
+  // A new store over a new pool of `pool_size` connections.
   std::unique_ptr<OrderStore> make_store(int pool_size = 4, int ttl_s = 86400);
   db::PgOptions database_options(int pool_size) const;
 

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -13,9 +14,6 @@
 #include "trellis/orders/order.h"
 
 namespace trellis::orders {
-
-// The NOTIFY channel of new outbox rows (sent at commit; the relay listens).
-inline constexpr const char* kOutboxChannel = "trellis_outbox";
 
 // An Idempotency-Key with the hash of the request that came with it.
 struct IdempotencyClaim {
@@ -47,11 +45,14 @@ struct TransitionResult {
 
 struct StoreOptions {
   int idempotency_ttl_s = 86400;
+  // Called on the committing thread after each commit that wrote outbox rows: wakes the relay.
+  std::function<void()> events_committed;
 };
 
 class OrderStore {
  public:
-  OrderStore(db::PgPool& pool, StoreOptions options) : pool_(pool), options_(options) {}
+  OrderStore(db::PgPool& pool, StoreOptions options)
+      : pool_(pool), options_(std::move(options)) {}
 
   // Registers the prepared statements on a new pooled connection.
   static void prepare(pqxx::connection& connection);
@@ -91,6 +92,7 @@ class OrderStore {
   int purge_published_events(int retention_s, int batch);
 
  private:
+  void events_committed() const;
   db::PgPool& pool_;
   StoreOptions options_;
 };

@@ -15,17 +15,18 @@
 
 #include <atomic>
 #include <cstdint>
-#include <memory>
 #include <string>
 
 #include "trellis/common/background_loop.h"
 #include "trellis/common/metrics.h"
-#include "trellis/common/pg_listener.h"
 #include "trellis/common/pg_pool.h"
 #include "trellis/orders/config.h"
 #include "trellis/orders/stream_writer.h"
 
 namespace trellis::orders {
+
+// The advisory lock that makes one replica at a time the relay ("trlorder" in ASCII).
+inline constexpr int64_t kRelayLockKey = 0x74726c6f72646572;
 
 struct RelayRound {
   size_t claimed = 0;    // unpublished rows this round locked
@@ -49,11 +50,17 @@ class OutboxRelay {
   RelayRound run_once();
 
   // Rounds on a background thread: at once again after a full batch, after relay_interval_ms when
-  // the outbox is drained, with doubling backoff up to relay_backoff_max_ms while failing. A
-  // commit that wrote outbox rows (NOTIFY trellis_outbox) starts a round at once, unless the relay
-  // is backing off: events leave within milliseconds, and polling only covers lost wake-ups.
+  // the outbox is drained, with doubling backoff up to relay_backoff_max_ms while failing.
   void start();
   void stop();
+
+  // Starts a round at once unless the relay is backing off; called after each commit of this
+  // process that wrote outbox rows, so events leave within milliseconds. Rows committed by other
+  // replicas are their relays' to wake for; polling every relay_interval_ms covers a replica that
+  // died before publishing. (A NOTIFY per commit would reach every replica, but PostgreSQL holds
+  // a global lock from a notifying commit's NOTIFY until its WAL is flushed: order creation
+  // would commit one at a time.) Thread-safe, also before start().
+  void wake();
 
  private:
   int step();
@@ -67,8 +74,7 @@ class OutboxRelay {
   metrics::Counter* rounds_ = nullptr;
   metrics::Counter* failures_ = nullptr;
   metrics::Gauge* backlog_ = nullptr;
-  std::unique_ptr<BackgroundLoop> loop_;
-  db::PgListener listener_;
+  BackgroundLoop loop_;
 };
 
 }  // namespace trellis::orders
