@@ -12,7 +12,8 @@ then runs, one after another on this machine:
               a direct gRPC client of UserService.GetMe (the service behind scenario 2)
               pgbench select-only and TPC-B-like on the same PostgreSQL
 
-Each HTTP scenario and reference runs closed loop (wrk, fixed concurrency: the throughput) and
+A scenario and the reference its target compares it with run back to back (SCHEDULE), so that
+the ratio is not the VM's drift between them. Each HTTP scenario and reference runs closed loop (wrk, fixed concurrency: the throughput) and
 open loop (trellis-loadgen, fixed rate: latency without coordinated omission). Results go to
 bench/results/<time>/ as results.json, results.md and one latency plot (PNG) per scenario.
 
@@ -44,6 +45,10 @@ import stack as local  # noqa: E402
 from replicas import wait_for  # noqa: E402  (tests/e2e/replicas.py)
 
 PASSWORD = "bench-password-1234"
+# The order of the measurements: each target pairs a scenario with the reference after it.
+SCHEDULE = ["1-cached-me", "nginx-static", "nginx-proxy", "2-uncached-me", "grpc-direct",
+            "4-create-order", "pgbench-tpcb", "3-get-order", "5-journey", "pgbench-select",
+            "6-push-latency", "7-idle-websockets"]
 ITEMS = [{"sku": "BOOK-1", "quantity": 2, "unit_price_cents": 1500}]
 
 
@@ -541,10 +546,7 @@ def main(argv: list[str]) -> int:
             if busy:
                 results["notes"].append(f"{name} started while still busy: {busy}")
 
-        for name, title, port, requests, sampled in plans:
-            if not wanted(name):
-                continue
-            settle(name)
+        def measure_http(name, title, port, requests, sampled) -> None:
             reqs = Requests(work, name, requests)
             progress(f"{name}: closed loop, {args.connections} connections, {args.duration} s")
             sampler = Sampler(sampled)
@@ -565,8 +567,7 @@ def main(argv: list[str]) -> int:
             if sys.stdout.isatty():
                 print()
 
-        if wanted("6-push-latency"):
-            settle("6-push-latency")
+        def measure_push() -> None:
             progress(f"6-push-latency: {args.push_rate:.0f} orders/s for {args.duration} s")
             sampler = Sampler({"gateway": gateway_pid, "orders": pids["orders"],
                                "notifications": pids["notifications"]})
@@ -586,7 +587,8 @@ def main(argv: list[str]) -> int:
                 f"{ms(stages['order_to_notification']['p99_us'])} ms, row → client "
                 f"{ms(stages['notification_to_client']['p50_us'])}/"
                 f"{ms(stages['notification_to_client']['p99_us'])} ms")
-        if wanted("7-idle-websockets"):
+
+        def measure_idle_websockets() -> None:
             idle = push.idle_websockets(stack.http_port, [u["token"] for u in users],
                                         args.websockets, gateway_pid, progress)
             results["measurements"]["7-idle-websockets"] = {
@@ -595,10 +597,9 @@ def main(argv: list[str]) -> int:
                 f"gateway RSS {idle['rss_before_kib']} → {idle['rss_after_kib']} KiB, "
                 f"{idle['kib_per_connection']} KiB each")
 
-        if wanted("grpc-direct"):
+        def measure_grpc_direct() -> None:
             users_file = work / "user-ids.txt"
             users_file.write_text("".join(u["id"] + "\n" for u in users))
-            settle("grpc-direct")
             progress(f"grpc-direct: {args.connections} calls in flight, {args.duration} s")
             sampler = Sampler({"users": pids["users"]})
             out = subprocess.run(
@@ -611,25 +612,42 @@ def main(argv: list[str]) -> int:
                 "title": "direct gRPC UserService.GetMe", "closed": closed, "cpu": sampler.stop()}
             say(f"\ngrpc-direct: {closed['rate']:.0f} calls/s p99 {ms(closed['p99_us'])} ms")
 
-        if wanted("pgbench-select") or wanted("pgbench-tpcb"):
+        pgbench_ready = []
+
+        def measure_pgbench(name: str, mode: str) -> None:
             pg_port = servers["pg_port"]
-            psql = local.Psql("127.0.0.1", pg_port, local.PG_SUPERUSER)
-            psql.run("DROP DATABASE IF EXISTS bench_pgbench")
-            psql.run("CREATE DATABASE bench_pgbench")
-            subprocess.run([str(local.PG_BIN / "pgbench"), "-h", "127.0.0.1", "-p", str(pg_port),
-                            "-U", local.PG_SUPERUSER, "-i", "-s", "10", "-q", "bench_pgbench"],
-                           capture_output=True, check=True, timeout=300)
+            if not pgbench_ready:
+                psql = local.Psql("127.0.0.1", pg_port, local.PG_SUPERUSER)
+                psql.run("DROP DATABASE IF EXISTS bench_pgbench")
+                psql.run("CREATE DATABASE bench_pgbench")
+                subprocess.run([str(local.PG_BIN / "pgbench"), "-h", "127.0.0.1", "-p",
+                                str(pg_port), "-U", local.PG_SUPERUSER, "-i", "-s", "10", "-q",
+                                "bench_pgbench"], capture_output=True, check=True, timeout=300)
+                pgbench_ready.append(True)
+                settle(name)  # the initial load's dirty pages are checkpointed
             postgres_pid = int(local.read_pidfile(servers["pg"].data_dir / "postmaster.pid") or 0)
-            for name, mode in (("pgbench-select", "select-only"), ("pgbench-tpcb", "tpcb")):
-                if not wanted(name):
-                    continue
+            progress(f"{name}: {args.pg_clients} clients, {args.duration} s")
+            sampler = Sampler({"postgres": postgres_pid})
+            closed = pgbench(pg_port, mode, args)
+            results["measurements"][name] = {"title": f"pgbench {mode}", "closed": closed,
+                                             "cpu": sampler.stop()}
+            say(f"\n{name}: {closed['rate']:.0f} tps")
+
+        measurements = {name: (lambda plan=plan: measure_http(*plan))
+                        for plan in plans for name in plan[:1]}
+        measurements.update({
+            "6-push-latency": measure_push,
+            "7-idle-websockets": measure_idle_websockets,
+            "grpc-direct": measure_grpc_direct,
+            "pgbench-select": lambda: measure_pgbench("pgbench-select", "select-only"),
+            "pgbench-tpcb": lambda: measure_pgbench("pgbench-tpcb", "tpcb"),
+        })
+        # Each target's scenario and reference run back to back: this VM's speed drifts by a
+        # third over minutes, and a ratio of two measurements minutes apart would measure that.
+        for name in SCHEDULE:
+            if wanted(name):
                 settle(name)
-                progress(f"{name}: {args.pg_clients} clients, {args.duration} s")
-                sampler = Sampler({"postgres": postgres_pid})
-                closed = pgbench(pg_port, mode, args)
-                results["measurements"][name] = {"title": f"pgbench {mode}", "closed": closed,
-                                                 "cpu": sampler.stop()}
-                say(f"\n{name}: {closed['rate']:.0f} tps")
+                measurements[name]()
     finally:
         if nginx:
             nginx.stop()
