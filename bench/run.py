@@ -12,8 +12,9 @@ then runs, one after another on this machine:
               a direct gRPC client of UserService.GetMe (the service behind scenario 2)
               pgbench select-only and TPC-B-like on the same PostgreSQL
 
-A scenario and the reference its target compares it with run back to back (SCHEDULE), so that
-the ratio is not the VM's drift between them. Each HTTP scenario and reference runs closed loop (wrk, fixed concurrency: the throughput) and
+A scenario and the reference its target compares it with run back to back (SCHEDULE, PAIRS),
+--rounds times alternately, so that the ratio is not the VM's drift between them; the target is
+the median of the rounds' ratios. Each HTTP scenario and reference runs closed loop (wrk, fixed concurrency: the throughput) and
 open loop (trellis-loadgen, fixed rate: latency without coordinated omission). Results go to
 bench/results/<time>/ as results.json, results.md and one latency plot (PNG) per scenario.
 
@@ -49,6 +50,9 @@ PASSWORD = "bench-password-1234"
 SCHEDULE = ["1-cached-me", "nginx-static", "nginx-proxy", "2-uncached-me", "grpc-direct",
             "4-create-order", "pgbench-tpcb", "3-get-order", "5-journey", "pgbench-select",
             "6-push-latency", "7-idle-websockets"]
+# Scenario → the reference its throughput target divides by.
+PAIRS = {"1-cached-me": "nginx-static", "2-uncached-me": "grpc-direct",
+         "4-create-order": "pgbench-tpcb"}
 ITEMS = [{"sku": "BOOK-1", "quantity": 2, "unit_price_cents": 1500}]
 
 
@@ -387,6 +391,12 @@ def markdown(results: dict) -> str:
             f" | {ms(opened.get('p999_us') or closed.get('p999_us'))}"
             f" | {closed.get('errors', 0) + closed.get('non_2xx', 0) + opened.get('errors', 0)}"
             f" | {cpu_text} | {rss} |")
+    multi = {name: r["closed_rounds"] for name, r in results["measurements"].items()
+             if len(r.get("closed_rounds", [])) > 1}
+    if multi:
+        lines += ["", "Closed-loop rounds (run alternately with their pair; the table shows the "
+                  "median round):", ""]
+        lines += [f"- {name}: " + ", ".join(f"{x:,.0f}" for x in v) for name, v in multi.items()]
     lines += ["", "## Targets", "", "| target | measured | met |", "|---|---|---|"]
     for t in results["targets"]:
         lines.append(f"| {t['target']} | {t['measured']} | {'yes' if t['met'] else '**no**'} |")
@@ -406,19 +416,32 @@ def targets(m: dict) -> list[dict]:
     def closed_rate(name):
         return m.get(name, {}).get("closed", {}).get("rate", 0)
 
+    def paired_ratio(name, reference):
+        """The median of the rounds' ratios (rounds ran alternately), and the ratios."""
+        a = m[name].get("closed_rounds") or [closed_rate(name)]
+        b = m[reference].get("closed_rounds") or [closed_rate(reference)]
+        if len(a) != len(b):
+            a, b = [closed_rate(name)], [closed_rate(reference)]
+        ratios = sorted(ratio(x, y) for x, y in zip(a, b))
+        median = ratios[len(ratios) // 2] if len(ratios) % 2 else \
+            (ratios[len(ratios) // 2 - 1] + ratios[len(ratios) // 2]) / 2
+        shown = f"{median:.2f}×" + (f" (rounds {', '.join(f'{r:.2f}' for r in ratios)})"
+                                     if len(ratios) > 1 else "")
+        return median, shown
+
     def open_p99(name):
         return m.get(name, {}).get("open", {}).get("p99_us", 0)
 
     if "1-cached-me" in m and "nginx-static" in m:
-        r = ratio(closed_rate("1-cached-me"), closed_rate("nginx-static"))
-        out.append({"target": "scenario 1 ≥ 0.5× nginx req/s", "measured": f"{r:.2f}×",
+        r, shown = paired_ratio("1-cached-me", "nginx-static")
+        out.append({"target": "scenario 1 ≥ 0.5× nginx req/s", "measured": shown,
                     "met": r >= 0.5})
         p = ratio(open_p99("1-cached-me"), open_p99("nginx-static"))
         out.append({"target": "scenario 1 p99 ≤ 2× nginx p99 (same open-loop rate)",
                     "measured": f"{p:.2f}×", "met": 0 < p <= 2})
     if "2-uncached-me" in m and "grpc-direct" in m:
-        r = ratio(closed_rate("2-uncached-me"), closed_rate("grpc-direct"))
-        out.append({"target": "scenario 2 ≥ 0.5× direct gRPC", "measured": f"{r:.2f}×",
+        r, shown = paired_ratio("2-uncached-me", "grpc-direct")
+        out.append({"target": "scenario 2 ≥ 0.5× direct gRPC", "measured": shown,
                     "met": r >= 0.5})
     if "nginx-proxy" in m and "nginx-static" in m:
         r = ratio(closed_rate("nginx-proxy"), closed_rate("nginx-static"))
@@ -437,8 +460,8 @@ def targets(m: dict) -> list[dict]:
                     "measured": f"{idle['kib_per_connection']} KiB × {idle['open']}",
                     "met": idle["kib_per_connection"] <= 6})
     if "4-create-order" in m and "pgbench-tpcb" in m:
-        r = ratio(closed_rate("4-create-order"), closed_rate("pgbench-tpcb"))
-        out.append({"target": "scenario 4 ≥ 0.7× pgbench TPC-B-like TPS", "measured": f"{r:.2f}×",
+        r, shown = paired_ratio("4-create-order", "pgbench-tpcb")
+        out.append({"target": "scenario 4 ≥ 0.7× pgbench TPC-B-like TPS", "measured": shown,
                     "met": r >= 0.7})
     return out
 
@@ -463,6 +486,9 @@ def main(argv: list[str]) -> int:
                         help="io_threads of the gateways (1: on 2 cores shared with the load "
                              "generator and the services, a second I/O thread costs more in "
                              "hand-offs than it adds; see docs/PERFORMANCE.md)")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="closed-loop rounds of each scenario and its reference, alternated "
+                             "(3); the target is the median of the rounds' ratios")
     parser.add_argument("--only", default="", help="comma-separated measurement names or numbers")
     parser.add_argument("--out", type=Path, default=None, help="results directory")
     args = parser.parse_args(argv)
@@ -546,18 +572,33 @@ def main(argv: list[str]) -> int:
             if busy:
                 results["notes"].append(f"{name} started while still busy: {busy}")
 
-        def measure_http(name, title, port, requests, sampled) -> None:
+        # Closed-loop results of every round, per measurement; the reported one is the median.
+        rounds: dict[str, list[dict]] = {}
+
+        def record_round(name: str, entry: dict) -> dict:
+            """Keeps one round's result; returns the round with the median rate so far."""
+            rounds.setdefault(name, []).append(entry)
+            ranked = sorted(rounds[name], key=lambda e: e["closed"]["rate"])
+            median = dict(ranked[(len(ranked) - 1) // 2])
+            median["closed_rounds"] = [e["closed"]["rate"] for e in rounds[name]]
+            return median
+
+        def measure_http(name, title, port, requests, sampled, final: bool) -> None:
             reqs = Requests(work, name, requests)
             progress(f"{name}: closed loop, {args.connections} connections, {args.duration} s")
             sampler = Sampler(sampled)
             closed = closed_loop(port, reqs, args)
-            cpu = sampler.stop()
+            entry = record_round(name, {"title": title, "closed": closed, "cpu": sampler.stop()})
+            results["measurements"][name] = entry
+            if not final:
+                progress(f"{name}: {closed['rate']} req/s closed")
+                return
+            closed = entry["closed"]
             # Open loop at the fixed rate, unless that is beyond what the closed loop reached.
             rate = min(args.rate, max(1.0, closed["rate"] * 0.8))
             progress(f"{name}: open loop at {rate:.0f} req/s, {args.duration} s")
             opened = open_loop(port, reqs, rate, args)
-            results["measurements"][name] = {"title": title, "closed": closed, "open": opened,
-                                             "cpu": cpu}
+            entry["open"] = opened
             for kind, r in (("open", opened), ("closed", closed)):
                 png = plot(f"{name}-{kind}", f"{title} ({kind} loop)", r, out_dir)
                 if png:
@@ -597,7 +638,7 @@ def main(argv: list[str]) -> int:
                 f"gateway RSS {idle['rss_before_kib']} → {idle['rss_after_kib']} KiB, "
                 f"{idle['kib_per_connection']} KiB each")
 
-        def measure_grpc_direct() -> None:
+        def measure_grpc_direct(final: bool) -> None:
             users_file = work / "user-ids.txt"
             users_file.write_text("".join(u["id"] + "\n" for u in users))
             progress(f"grpc-direct: {args.connections} calls in flight, {args.duration} s")
@@ -608,13 +649,13 @@ def main(argv: list[str]) -> int:
                  str(args.connections), "--duration", str(args.duration)],
                 capture_output=True, text=True, timeout=args.duration + 60, check=True)
             closed = json.loads(out.stdout)
-            results["measurements"]["grpc-direct"] = {
-                "title": "direct gRPC UserService.GetMe", "closed": closed, "cpu": sampler.stop()}
+            results["measurements"]["grpc-direct"] = record_round("grpc-direct", {
+                "title": "direct gRPC UserService.GetMe", "closed": closed, "cpu": sampler.stop()})
             say(f"\ngrpc-direct: {closed['rate']:.0f} calls/s p99 {ms(closed['p99_us'])} ms")
 
         pgbench_ready = []
 
-        def measure_pgbench(name: str, mode: str) -> None:
+        def measure_pgbench(name: str, mode: str, final: bool) -> None:
             pg_port = servers["pg_port"]
             if not pgbench_ready:
                 psql = local.Psql("127.0.0.1", pg_port, local.PG_SUPERUSER)
@@ -629,25 +670,34 @@ def main(argv: list[str]) -> int:
             progress(f"{name}: {args.pg_clients} clients, {args.duration} s")
             sampler = Sampler({"postgres": postgres_pid})
             closed = pgbench(pg_port, mode, args)
-            results["measurements"][name] = {"title": f"pgbench {mode}", "closed": closed,
-                                             "cpu": sampler.stop()}
+            results["measurements"][name] = record_round(
+                name, {"title": f"pgbench {mode}", "closed": closed, "cpu": sampler.stop()})
             say(f"\n{name}: {closed['rate']:.0f} tps")
 
-        measurements = {name: (lambda plan=plan: measure_http(*plan))
+        measurements = {name: (lambda final, plan=plan: measure_http(*plan, final))
                         for plan in plans for name in plan[:1]}
         measurements.update({
-            "6-push-latency": measure_push,
-            "7-idle-websockets": measure_idle_websockets,
+            "6-push-latency": lambda final: measure_push(),
+            "7-idle-websockets": lambda final: measure_idle_websockets(),
             "grpc-direct": measure_grpc_direct,
-            "pgbench-select": lambda: measure_pgbench("pgbench-select", "select-only"),
-            "pgbench-tpcb": lambda: measure_pgbench("pgbench-tpcb", "tpcb"),
+            "pgbench-select": lambda final: measure_pgbench("pgbench-select", "select-only", final),
+            "pgbench-tpcb": lambda final: measure_pgbench("pgbench-tpcb", "tpcb", final),
         })
-        # Each target's scenario and reference run back to back: this VM's speed drifts by a
-        # third over minutes, and a ratio of two measurements minutes apart would measure that.
+        # Each target's scenario and reference run back to back, --rounds times alternately: this
+        # VM's speed drifts by a third over minutes, and a ratio of two measurements minutes apart
+        # would measure that. The target takes the median of the rounds' ratios.
+        paired = set()
         for name in SCHEDULE:
-            if wanted(name):
-                settle(name)
-                measurements[name]()
+            if not wanted(name) or name in paired:
+                continue
+            partner = PAIRS.get(name)
+            group = [name, partner] if partner and wanted(partner) else [name]
+            paired.update(group)
+            count = args.rounds if len(group) == 2 else 1
+            for round_index in range(count):
+                for member in group:
+                    settle(member)
+                    measurements[member](round_index == count - 1)
     finally:
         if nginx:
             nginx.stop()
