@@ -64,6 +64,7 @@ HttpResponse json_error(int status, std::string_view code, std::string_view mess
 HttpResponse json_response(int status, std::string body) {
   HttpResponse response;
   response.status = status;
+  response.headers.reserve(6);  // filters add a few (request id, cache, CORS): one allocation
   response.headers.emplace_back("Content-Type", "application/json");
   response.body = std::move(body);
   return response;

@@ -7,7 +7,10 @@
 namespace trellis::gateway {
 
 std::string cache_generation_key(const std::string& route, const std::string& scope) {
-  return std::string(kCacheGenerationPrefix) + route + ":" + scope;
+  std::string key;
+  key.reserve(kCacheGenerationPrefix.size() + route.size() + 1 + scope.size());
+  key.append(kCacheGenerationPrefix).append(route).append(":").append(scope);
+  return key;
 }
 
 std::string CacheEntry::serialize() const {
@@ -38,10 +41,10 @@ std::optional<CacheEntry> CacheEntry::parse(const std::string& text) {
   return entry;
 }
 
-std::optional<CacheEntry> LruCache::get(const std::string& key) {
+std::shared_ptr<const CacheEntry> LruCache::get(const std::string& key) {
   std::lock_guard lock(mutex_);
   auto it = index_.find(key);
-  if (it == index_.end()) return std::nullopt;
+  if (it == index_.end()) return nullptr;
   order_.splice(order_.begin(), order_, it->second);
   return it->second->second;
 }
@@ -52,18 +55,18 @@ size_t LruCache::put(const std::string& key, CacheEntry entry) {
   if (size > max_bytes_) return 0;
   size_t evicted = 0;
   if (auto it = index_.find(key); it != index_.end()) {
-    auto& old = it->second->second;
+    auto& old = *it->second->second;
     bytes_ -= key.size() + old.body.size() + old.etag.size() + old.generation.size();
     order_.erase(it->second);
     index_.erase(it);
   }
-  order_.emplace_front(key, std::move(entry));
+  order_.emplace_front(key, std::make_shared<const CacheEntry>(std::move(entry)));
   index_[key] = order_.begin();
   bytes_ += size;
   while (bytes_ > max_bytes_ && !order_.empty()) {
     auto& victim = order_.back();
-    bytes_ -= victim.first.size() + victim.second.body.size() + victim.second.etag.size() +
-              victim.second.generation.size();
+    bytes_ -= victim.first.size() + victim.second->body.size() + victim.second->etag.size() +
+              victim.second->generation.size();
     index_.erase(victim.first);
     order_.pop_back();
     ++evictions_;

@@ -17,6 +17,7 @@ namespace pb = google::protobuf;
 std::vector<std::string_view> split_path(std::string_view path) {
   std::vector<std::string_view> parts;
   if (path.empty() || path.front() != '/') return parts;
+  parts.reserve(static_cast<size_t>(std::count(path.begin(), path.end(), '/')));
   path.remove_prefix(1);
   while (true) {
     auto slash = path.find('/');

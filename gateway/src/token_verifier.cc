@@ -58,12 +58,13 @@ TokenCheck TokenVerifier::verify(std::string_view token) const {
   int64_t now = clock_();
   if (config_.verified_cache_entries > 0) {
     std::lock_guard lock(mutex_);
-    auto hit = verified_.find(std::string(token));
+    auto hit = verified_.find(token);
     if (hit != verified_.end()) {
       // Still inside the window verify() accepted (nbf was already passed) and the same keys.
-      if (hit->second.keys == keys && now <= hit->second.claims.expires_at + config_.leeway_s) {
+      if (hit->second.keys == keys &&
+          now <= hit->second.token->claims.expires_at + config_.leeway_s) {
         check.status = TokenStatus::kValid;
-        check.claims = hit->second.claims;
+        check.token = hit->second.token;
         return check;
       }
       verified_.erase(hit);  // expired or keys rotated: verify again (and report why)
@@ -76,24 +77,27 @@ TokenCheck TokenVerifier::verify(std::string_view token) const {
     check.error = std::string(jwt::to_string(verified.error));
     return check;
   }
-  if (config_.verified_cache_entries > 0) remember(token, verified.claims, std::move(keys), now);
+  auto markers = revocation_markers(verified.claims.token_id, verified.claims.session_id);
+  check.token = std::make_shared<const VerifiedToken>(
+      VerifiedToken{std::move(verified.claims), std::move(markers)});
   check.status = TokenStatus::kValid;
-  check.claims = std::move(verified.claims);
+  if (config_.verified_cache_entries > 0) remember(token, check.token, std::move(keys), now);
   return check;
 }
 
-void TokenVerifier::remember(std::string_view token, const jwt::Claims& claims,
+void TokenVerifier::remember(std::string_view token, std::shared_ptr<const VerifiedToken> verified,
                              std::shared_ptr<const jwt::KeySet> keys, int64_t now) const {
   std::lock_guard lock(mutex_);
   if (verified_.size() >= config_.verified_cache_entries) {
     std::erase_if(verified_, [&](const auto& entry) {
-      return entry.second.keys != keys || now > entry.second.claims.expires_at + config_.leeway_s;
+      return entry.second.keys != keys ||
+             now > entry.second.token->claims.expires_at + config_.leeway_s;
     });
     // Still full of live tokens: start over rather than track recency (the bound is what matters;
     // a miss only costs one signature check).
     if (verified_.size() >= config_.verified_cache_entries) verified_.clear();
   }
-  verified_.insert_or_assign(std::string(token), Verified{claims, std::move(keys)});
+  verified_.insert_or_assign(std::string(token), Verified{std::move(verified), std::move(keys)});
 }
 
 size_t TokenVerifier::cached_tokens() const {

@@ -143,7 +143,7 @@ bool TrackedKeys::current() {
   return current_locked(Clock::now());
 }
 
-std::optional<TrackedKeys::Values> TrackedKeys::lookup(const std::vector<std::string>& keys) {
+std::optional<TrackedKeys::Values> TrackedKeys::lookup(std::span<const std::string> keys) {
   std::lock_guard lock(mutex_);
   if (!current_locked(Clock::now())) {
     misses_.inc();

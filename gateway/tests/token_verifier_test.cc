@@ -49,10 +49,13 @@ TEST_F(TokenVerifierTest, RemembersVerifiedTokensWithTheirClaims) {
   EXPECT_EQ(v.cached_tokens(), 1u);
   auto again = v.verify(t);
   ASSERT_EQ(again.status, TokenStatus::kValid);
-  EXPECT_EQ(again.claims.token_id, "a");
-  EXPECT_EQ(again.claims.subject, "user-1");
-  EXPECT_EQ(again.claims.expires_at, now_ + 900);
+  EXPECT_EQ(again.claims().token_id, "a");
+  EXPECT_EQ(again.claims().subject, "user-1");
+  EXPECT_EQ(again.claims().expires_at, now_ + 900);
   EXPECT_EQ(v.cached_tokens(), 1u);
+  // One shared object per token, with its revocation markers worked out once.
+  EXPECT_EQ(again.token, first.token);
+  EXPECT_EQ(again.token->revocation_markers, revocation_markers("a", ""));
 }
 
 TEST_F(TokenVerifierTest, NeverCachesRefusals) {

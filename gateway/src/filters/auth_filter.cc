@@ -12,7 +12,8 @@ AuthFilter::AuthFilter(AuthFilterConfig config, const KeyCache& keys, TrackedKey
     : verifier_(std::move(config), keys, std::move(clock)),
       tracked_(tracked),
       decisions_(registry.counter("gateway_auth_decisions_total", "Access-token checks by outcome",
-                                  {"outcome"})) {}
+                                  {"outcome"})),
+      passed_(&decisions_.with({"ok"})) {}
 
 HttpResponse AuthFilter::rejection(const ExchangePtr& exchange, std::string_view code,
                                    std::string message) {
@@ -52,19 +53,18 @@ void AuthFilter::on_request(const ExchangePtr& exchange) {
     return;
   }
   auto& identity = exchange->context.identity;
-  identity.user_id = std::move(check.claims.subject);
-  identity.roles = std::move(check.claims.roles);
-  identity.token_id = check.claims.token_id;
-  identity.session_id = check.claims.session_id;
-  identity.expires_at = check.claims.expires_at;
-  auto markers = revocation_markers(identity.token_id, identity.session_id);
+  identity.user_id = check.claims().subject;
+  identity.roles = check.claims().roles;
+  identity.expires_at = check.claims().expires_at;
+  identity.token = std::move(check.token);
+  const auto& markers = identity.token->revocation_markers;
   if (auto known = tracked_.lookup(markers)) {
     if (std::any_of(known->begin(), known->end(), [](const auto& v) { return v.has_value(); })) {
       count("revoked");
       reject(exchange, "token_revoked", "access token has been revoked");
       return;
     }
-    count("ok");
+    passed_->inc();
     exchange->next();
     return;
   }
@@ -72,7 +72,7 @@ void AuthFilter::on_request(const ExchangePtr& exchange) {
   // overlaps with it; the hold keeps every answer and upstream call until it passed.
   exchange->hold();
   const auto marker_count = markers.size();
-  tracked_.read(std::move(markers), marker_count, [exchange, this](RedisResult result) {
+  tracked_.read(markers, marker_count, [exchange, this](RedisResult result) {
     RevocationStatus status = RevocationStatus::kUnavailable;
     std::string error = result.ok ? result.reply.str : result.error;
     if (result.ok && result.reply.type == RedisReply::Type::kArray) {
@@ -96,7 +96,7 @@ void AuthFilter::on_request(const ExchangePtr& exchange) {
         exchange->fail_hold(rejection(exchange, "token_revoked", "access token has been revoked"));
         return;
       }
-      count("ok");
+      passed_->inc();
       exchange->release_hold();
     });
   });

@@ -11,6 +11,9 @@
 namespace trellis::gateway {
 namespace {
 
+// The scope of entries shared by all users (routes with per_user false).
+const std::string kSharedScope = "*";
+
 int64_t now_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
              std::chrono::system_clock::now().time_since_epoch())
@@ -19,10 +22,11 @@ int64_t now_ms() {
 
 void add_cache_headers(HttpResponse& response, const CacheRoute& route, const std::string& etag,
                        int ttl_left_s, std::string_view result) {
+  response.headers.reserve(response.headers.size() + 4);
   set_header(response.headers, "ETag", etag);
-  set_header(response.headers, "Cache-Control",
-             std::string(route.per_user ? "private" : "public") +
-                 ", max-age=" + std::to_string(std::max(0, ttl_left_s)));
+  std::string cache_control = route.per_user ? "private, max-age=" : "public, max-age=";
+  cache_control += std::to_string(std::max(0, ttl_left_s));
+  set_header(response.headers, "Cache-Control", std::move(cache_control));
   if (route.per_user) set_header(response.headers, "Vary", "Authorization");
   set_header(response.headers, "X-Cache", std::string(result));
 }
@@ -48,12 +52,19 @@ CacheFilter::CacheFilter(CacheSettings settings, RedisClient& redis, TrackedKeys
       l1_evictions_(registry
                         .counter("gateway_cache_l1_evictions_total",
                                  "L1 entries evicted to stay within l1_max_bytes")
-                        .with({})) {}
+                        .with({})) {
+  for (const auto& route : settings_.routes) {
+    route_counters_.push_back(
+        {&requests_.with({route.route, "hit_l1"}), &requests_.with({route.route, "hit_l2"}),
+         &requests_.with({route.route, "miss"}), &requests_.with({route.route, "coalesced"})});
+  }
+}
 
-std::optional<CacheEntry> CacheFilter::fresh_l1(const std::string& key,
-                                                const std::string& generation, int64_t now) {
+std::shared_ptr<const CacheEntry> CacheFilter::fresh_l1(const std::string& key,
+                                                        const std::string& generation,
+                                                        int64_t now) {
   auto entry = l1_.get(key);
-  if (!entry || !fresh(*entry, generation, now)) return std::nullopt;
+  if (!entry || !fresh(*entry, generation, now)) return nullptr;
   return entry;
 }
 
@@ -90,18 +101,23 @@ void CacheFilter::on_request(const ExchangePtr& exchange) {
 
 void CacheFilter::lookup(const ExchangePtr& exchange, const CacheRoute& route) {
   const auto& context = exchange->context;
-  auto scope = route.per_user ? context.identity.user_id : std::string("*");
-  auto entry_key =
-      "trellis:cache:v1:" + sha256_hex(route.route + "\n" + exchange->request.path + "?" +
-                                       normalized_query(exchange->request.query) + "\n" + scope);
+  const std::string& scope = route.per_user ? context.identity.user_id : kSharedScope;
+  // Route, path, sorted query and scope, hashed: a bounded key whatever the request's size.
+  std::string identity = route.route;
+  auto query = normalized_query(exchange->request.query);
+  identity.reserve(route.route.size() + exchange->request.path.size() + query.size() +
+                   scope.size() + 3);
+  identity.append("\n").append(exchange->request.path).append("?").append(query);
+  identity.append("\n").append(scope);
+  auto entry_key = "trellis:cache:v1:" + sha256_hex(identity);
   auto generation_key = cache_generation_key(route.route, scope);
   // The common case answers here: the generation is held locally and L1 has its entry.
-  if (auto known = tracked_.lookup({generation_key})) {
+  if (auto known = tracked_.lookup(std::span(&generation_key, 1))) {
     if (auto entry = fresh_l1(entry_key, (*known)[0].value_or("0"), now_ms())) {
       // Only once the token's revocation check passed (at once when it was answered locally).
-      exchange->after_hold([this, exchange, &route, entry = std::move(*entry)] {
-        requests_.with({route.route, "hit_l1"}).inc();
-        serve(exchange, route, entry, "HIT");
+      exchange->after_hold([this, exchange, &route, entry = std::move(entry)] {
+        counters(route).hit_l1->inc();
+        serve(exchange, route, *entry, "HIT");
       });
       return;
     }
@@ -133,7 +149,7 @@ void CacheFilter::resolve(const ExchangePtr& exchange, const CacheRoute& route,
   std::string generation = gen_reply.type == RedisReply::Type::kString ? gen_reply.str : "0";
   auto now = now_ms();
   if (auto entry = fresh_l1(entry_key, generation, now)) {
-    requests_.with({route.route, "hit_l1"}).inc();
+    counters(route).hit_l1->inc();
     serve(exchange, route, *entry, "HIT");
     return;
   }
@@ -142,7 +158,7 @@ void CacheFilter::resolve(const ExchangePtr& exchange, const CacheRoute& route,
     auto entry = CacheEntry::parse(shared.str);
     if (entry && fresh(*entry, generation, now)) {
       store_l1(entry_key, *entry);
-      requests_.with({route.route, "hit_l2"}).inc();
+      counters(route).hit_l2->inc();
       serve(exchange, route, *entry, "HIT");
       return;
     }
@@ -154,11 +170,11 @@ void CacheFilter::resolve(const ExchangePtr& exchange, const CacheRoute& route,
     auto [it, first] = waiting_.try_emplace(coalesce_key);
     if (!first) {
       it->second.push_back(exchange);
-      requests_.with({route.route, "coalesced"}).inc();
+      counters(route).coalesced->inc();
       return;
     }
   }
-  requests_.with({route.route, "miss"}).inc();
+  counters(route).miss->inc();
   auto& context = exchange->context;
   context.cache_result = "MISS";
   context.cache_key = entry_key;

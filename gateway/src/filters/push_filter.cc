@@ -73,11 +73,11 @@ void PushFilter::on_request(const ExchangePtr& exchange) {
     reject(exchange, "invalid_token", "access token rejected: " + check.error);
     return;
   }
-  auto token_id = check.claims.token_id, session_id = check.claims.session_id;
+  auto token_id = check.claims().token_id, session_id = check.claims().session_id;
   TokenVerifier::check_revocation(
       redis_, token_id, session_id,
       [this, exchange, websocket, select_subprotocol, last_event_id = std::move(last_event_id),
-       claims = std::move(check.claims)](RevocationStatus status, std::string error) mutable {
+       claims = check.claims()](RevocationStatus status, std::string error) mutable {
         exchange->post([=, this, claims = std::move(claims),
                         last_event_id = std::move(last_event_id)]() mutable {
           if (status == RevocationStatus::kUnavailable) {
@@ -126,9 +126,9 @@ void PushFilter::open_stream(const ExchangePtr& exchange, bool websocket, std::s
         done(std::move(result));
         return;
       }
-      auto token_id = check.claims.token_id, session_id = check.claims.session_id;
+      auto token_id = check.claims().token_id, session_id = check.claims().session_id;
       TokenVerifier::check_revocation(redis_, token_id, session_id,
-                                      [claims = std::move(check.claims), done = std::move(done)](
+                                      [claims = check.claims(), done = std::move(done)](
                                           RevocationStatus status, std::string) mutable {
                                         PushAuthResult result;
                                         result.ok = status == RevocationStatus::kNotRevoked;

@@ -9,6 +9,7 @@
 #include "trellis/common/service_metadata.h"
 #include "trellis/gateway/route_table.h"
 #include "trellis/gateway/status_mapping.h"
+#include "trellis/gateway/token_verifier.h"
 #include "trellis/gateway/transcoder.h"
 #include "trellis/gateway/upstreams.h"
 
@@ -93,8 +94,10 @@ void UpstreamFilter::on_request(const ExchangePtr& exchange) {
     std::string roles;
     for (const auto& role : identity.roles) roles += (roles.empty() ? "" : ",") + role;
     metadata.emplace_back(std::string(service::kRolesKey), roles);
-    metadata.emplace_back(std::string(service::kTokenIdKey), identity.token_id);
-    metadata.emplace_back(std::string(service::kSessionIdKey), identity.session_id);
+    if (identity.token) {
+      metadata.emplace_back(std::string(service::kTokenIdKey), identity.token->claims.token_id);
+      metadata.emplace_back(std::string(service::kSessionIdKey), identity.token->claims.session_id);
+    }
     metadata.emplace_back(std::string(service::kTokenExpiresKey),
                           std::to_string(identity.expires_at));
   }

@@ -20,13 +20,13 @@ namespace trellis::gateway {
 
 struct Route;
 class UpstreamGuard;
+struct VerifiedToken;
 
 // Identity proven by a verified access token.
 struct Identity {
   std::string user_id;
   std::vector<std::string> roles;
-  std::string token_id;
-  std::string session_id;
+  std::shared_ptr<const VerifiedToken> token;  // its claims (jti, sid) and revocation markers
   int64_t expires_at = 0;
   bool authenticated() const { return !user_id.empty(); }
 };

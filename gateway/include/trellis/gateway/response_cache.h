@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstdint>
 #include <list>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -55,14 +56,15 @@ struct CacheEntry {
 class LruCache {
  public:
   explicit LruCache(size_t max_bytes) : max_bytes_(max_bytes) {}
-  std::optional<CacheEntry> get(const std::string& key);
+  // Shared, not copied: a hit costs a reference count, not a copy of the body.
+  std::shared_ptr<const CacheEntry> get(const std::string& key);
   // Returns how many older entries were evicted to make room.
   size_t put(const std::string& key, CacheEntry entry);
   size_t bytes() const;
   uint64_t evictions() const;
 
  private:
-  using Item = std::pair<std::string, CacheEntry>;
+  using Item = std::pair<std::string, std::shared_ptr<const CacheEntry>>;
   size_t max_bytes_;
   mutable std::mutex mutex_;
   std::list<Item> order_;  // most recent first

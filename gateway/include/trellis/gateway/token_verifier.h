@@ -46,10 +46,17 @@ enum class TokenStatus {
   kInvalid,          // verify error in `error`
 };
 
+// A verified token, shared (not copied) by every request that presents it.
+struct VerifiedToken {
+  jwt::Claims claims;
+  std::vector<std::string> revocation_markers;  // revocation_markers(jti, sid)
+};
+
 struct TokenCheck {
   TokenStatus status = TokenStatus::kInvalid;
-  std::string error;  // jwt::to_string of the verify error when kInvalid
-  jwt::Claims claims;
+  std::string error;                           // jwt::to_string of the verify error when kInvalid
+  std::shared_ptr<const VerifiedToken> token;  // when kValid
+  const jwt::Claims& claims() const { return token->claims; }
 };
 
 enum class RevocationStatus { kNotRevoked, kRevoked, kUnavailable };
@@ -71,17 +78,23 @@ class TokenVerifier {
 
  private:
   struct Verified {
-    jwt::Claims claims;
+    std::shared_ptr<const VerifiedToken> token;
     std::shared_ptr<const jwt::KeySet> keys;  // the set that verified it (owned: no ABA on reuse)
   };
-  void remember(std::string_view token, const jwt::Claims& claims,
+  // Looked up by the header's string_view: no copy of the token per request.
+  struct TokenHash {
+    using is_transparent = void;
+    size_t operator()(std::string_view token) const { return std::hash<std::string_view>{}(token); }
+  };
+  void remember(std::string_view token, std::shared_ptr<const VerifiedToken> verified,
                 std::shared_ptr<const jwt::KeySet> keys, int64_t now) const;
 
   AuthFilterConfig config_;
   const KeyCache& keys_;
   Clock clock_;
   mutable std::mutex mutex_;  // I/O threads share the cache; held for a lookup or an insert
-  mutable std::unordered_map<std::string, Verified> verified_;  // keyed by the whole token
+  // Keyed by the whole token.
+  mutable std::unordered_map<std::string, Verified, TokenHash, std::equal_to<>> verified_;
 };
 
 }  // namespace trellis::gateway

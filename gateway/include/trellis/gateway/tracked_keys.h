@@ -23,10 +23,12 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <initializer_list>
 #include <list>
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <span>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -65,7 +67,10 @@ class TrackedKeys {
   void stop();
 
   // Every key's value when all of them are held and the copies are current; nullopt otherwise.
-  std::optional<Values> lookup(const std::vector<std::string>& keys);
+  std::optional<Values> lookup(std::span<const std::string> keys);
+  std::optional<Values> lookup(std::initializer_list<std::string> keys) {
+    return lookup(std::span(keys.begin(), keys.size()));
+  }
   // MGET of `keys`; the first `remembered` of them are kept (see above). `done` gets the reply
   // as is, on an io thread.
   void read(std::vector<std::string> keys, size_t remembered,

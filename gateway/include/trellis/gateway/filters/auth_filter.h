@@ -34,6 +34,7 @@ class AuthFilter final : public Filter {
   TrackedKeys& tracked_;
   // Outcomes: ok, missing_token, <verify error>, revoked, unavailable.
   metrics::Family<metrics::Counter>& decisions_;
+  metrics::Counter* passed_;  // the "ok" child, resolved once: the common outcome
 };
 
 }  // namespace trellis::gateway

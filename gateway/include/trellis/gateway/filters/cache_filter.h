@@ -55,8 +55,17 @@ class CacheFilter final : public Filter {
   metrics::Counter& l1_evictions_;
   void store_l1(const std::string& key, const CacheEntry& entry);
   // L1's entry for `key` if it belongs to `generation` and has not expired at `now` (ms).
-  std::optional<CacheEntry> fresh_l1(const std::string& key, const std::string& generation,
-                                     int64_t now);
+  std::shared_ptr<const CacheEntry> fresh_l1(const std::string& key, const std::string& generation,
+                                             int64_t now);
+  // gateway_cache_requests_total's children of one route, resolved once (no label lookups per
+  // request); indexed like settings_.routes.
+  struct RouteCounters {
+    metrics::Counter *hit_l1, *hit_l2, *miss, *coalesced;
+  };
+  const RouteCounters& counters(const CacheRoute& route) const {
+    return route_counters_[static_cast<size_t>(&route - settings_.routes.data())];
+  }
+  std::vector<RouteCounters> route_counters_;
 };
 
 }  // namespace trellis::gateway
