@@ -48,8 +48,8 @@ from replicas import wait_for  # noqa: E402  (tests/e2e/replicas.py)
 PASSWORD = "bench-password-1234"
 # The order of the measurements: each target pairs a scenario with the reference after it.
 SCHEDULE = ["1-cached-me", "nginx-static", "nginx-proxy", "2-uncached-me", "grpc-direct",
-            "4-create-order", "pgbench-tpcb", "3-get-order", "5-journey", "pgbench-select",
-            "6-push-latency", "7-idle-websockets"]
+            "4-create-order", "pgbench-tpcb", "3-get-order", "5-journey", "6-push-latency",
+            "pgbench-select", "7-idle-websockets"]
 # Scenario → the reference its throughput target divides by.
 PAIRS = {"1-cached-me": "nginx-static", "2-uncached-me": "grpc-direct",
          "4-create-order": "pgbench-tpcb"}

@@ -37,6 +37,11 @@ void BackgroundLoop::wake() {
   wake_.notify_all();
 }
 
+bool BackgroundLoop::pause(std::chrono::milliseconds delay) {
+  std::unique_lock lock(mutex_);
+  return !wake_.wait_for(lock, delay, [this] { return stopping_; });
+}
+
 void BackgroundLoop::run() {
   constexpr int kAfterFailureMs = 1000;
   for (;;) {

@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <chrono>
 #include <pqxx/pqxx>
-#include <thread>
 
 #include "trellis/common/log.h"
 #include "trellis/orders/order_store.h"
@@ -107,8 +106,9 @@ int OutboxRelay::step() {
   // A notification comes per committed order: waiting a moment lets the orders committed
   // meanwhile go out in the same round (its 6 statements and one Redis pipeline) instead of a
   // round each. Not after a full round (a backlog is drained at once) or while retrying.
-  if (options_.relay_coalesce_ms > 0 && !last_round_full_ && failure_delay_ms_ == 0) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(options_.relay_coalesce_ms));
+  if (options_.relay_coalesce_ms > 0 && !last_round_full_ && failure_delay_ms_ == 0 &&
+      !loop_.pause(std::chrono::milliseconds(options_.relay_coalesce_ms))) {
+    return 0;  // stopping: the loop ends without another round
   }
   RelayRound round;
   try {

@@ -4,6 +4,7 @@
 // logged and retried a second later: background work must never take the process down.
 #pragma once
 
+#include <chrono>
 #include <condition_variable>
 #include <functional>
 #include <mutex>
@@ -27,6 +28,9 @@ class BackgroundLoop {
   // Runs the step at once if it is waiting (or once more right after, if it is running).
   // Thread-safe.
   void wake();
+  // For the step itself: waits `delay` unless stop() comes first (wake() does not cut it short).
+  // Returns false when the loop is stopping.
+  bool pause(std::chrono::milliseconds delay);
 
  private:
   void run();
