@@ -132,21 +132,34 @@ bool all_plain_json_chars(const char* bytes) {
   return !control_or_high && !has_zero(word ^ (kOnes * '"')) && !has_zero(word ^ (kOnes * '\\'));
 }
 
+// Length of the leading run of plain characters.
+size_t plain_prefix(std::string_view text) {
+  size_t plain = 0;
+  while (plain + 8 <= text.size() && all_plain_json_chars(text.data() + plain)) plain += 8;
+  while (plain < text.size() && is_plain_json_char(static_cast<unsigned char>(text[plain]))) {
+    ++plain;
+  }
+  return plain;
+}
+
 // Appends `text` as a JSON string body: quotes, backslashes and control characters escaped, and
 // each byte that is not part of valid UTF-8 replaced by U+FFFD (client text such as a path may be
 // anything), so the line always parses.
 void append_json_string(std::string& out, std::string_view text) {
   static constexpr char kHex[] = "0123456789abcdef";
   static constexpr std::string_view kReplacement = "\xEF\xBF\xBD";
+  // Most values (keys, ids, names) need no escaping: one append, one capacity check.
+  if (plain_prefix(text) == text.size()) {
+    auto at = out.size();
+    out.append(text.size() + 2, '"');
+    std::memcpy(out.data() + at + 1, text.data(), text.size());
+    return;
+  }
   out.push_back('"');
   size_t i = 0;
   while (i < text.size()) {
     // Printable ASCII other than '"' and '\\' is copied as it is, a run at a time.
-    size_t plain = i;
-    while (plain + 8 <= text.size() && all_plain_json_chars(text.data() + plain)) plain += 8;
-    while (plain < text.size() && is_plain_json_char(static_cast<unsigned char>(text[plain]))) {
-      ++plain;
-    }
+    size_t plain = i + plain_prefix(text.substr(i));
     if (plain > i) {
       out.append(text.data() + i, plain - i);
       i = plain;

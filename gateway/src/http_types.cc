@@ -3,6 +3,7 @@
 #include <strings.h>
 
 #include <array>
+#include <cstring>
 #include <nlohmann/json.hpp>
 
 namespace trellis::gateway {
@@ -27,6 +28,25 @@ bool is_token(std::string_view name) {
     if (!kTokenChars[c]) return false;
   }
   return true;
+}
+
+// Whether a header value holds a control character (CTL other than HTAB would split or corrupt
+// the head), tested 8 bytes at a time: values are mostly ids and short words.
+bool has_control_chars(std::string_view value) {
+  constexpr uint64_t kOnes = 0x0101010101010101ULL, kHigh = 0x8080808080808080ULL;
+  auto has_zero = [&](uint64_t x) { return ((x - kOnes) & ~x & kHigh) != 0; };
+  size_t i = 0;
+  for (; i + 8 <= value.size(); i += 8) {
+    uint64_t word;
+    std::memcpy(&word, value.data() + i, 8);
+    bool below_space = ((word - kOnes * 0x20) & ~word & kHigh) != 0;
+    if (below_space || has_zero(word ^ (kOnes * 0x7f))) return true;
+  }
+  for (; i < value.size(); ++i) {
+    auto c = static_cast<unsigned char>(value[i]);
+    if (c < 0x20 || c == 0x7f) return true;
+  }
+  return false;
 }
 
 bool written_by_serializer(std::string_view name) {
@@ -143,9 +163,11 @@ void serialize_response_head(const HttpResponse& response, bool keep_alive, std:
     out += ": ";
     auto start = out.size();
     out += value;
-    for (auto i = start; i < out.size(); ++i) {
-      auto c = static_cast<unsigned char>(out[i]);
-      if ((c < 0x20 && c != '\t') || c == 0x7f) out[i] = ' ';
+    if (has_control_chars(value)) {
+      for (auto i = start; i < out.size(); ++i) {
+        auto c = static_cast<unsigned char>(out[i]);
+        if ((c < 0x20 && c != '\t') || c == 0x7f) out[i] = ' ';
+      }
     }
     out += "\r\n";
   }

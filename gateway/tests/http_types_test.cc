@@ -84,5 +84,23 @@ TEST(SerializeResponseHead, NoHeaderCanSplitTheResponse) {
             "\r\n");
 }
 
+// Every control character at every position of a long value (the check reads 8 bytes at a
+// time), while bytes from 0x80 up (obs-text) and HTAB pass unchanged.
+TEST(SerializeResponseHead, EveryControlCharacterAnywhereInAValueBecomesASpace) {
+  for (int c = 0; c < 256; ++c) {
+    bool control = (c < 0x20 && c != '\t') || c == 0x7f;
+    for (size_t position = 0; position < 25; ++position) {
+      std::string value(25, 'v');
+      value[position] = static_cast<char>(c);
+      HttpResponse response{204, {{"X-Value", value}}, ""};
+      auto expected = value;
+      if (control) expected[position] = ' ';
+      auto text = head(response);
+      ASSERT_NE(text.find("X-Value: " + expected + "\r\n"), std::string::npos)
+          << "byte " << c << " at " << position;
+    }
+  }
+}
+
 }  // namespace
 }  // namespace trellis::gateway
