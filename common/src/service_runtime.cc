@@ -12,6 +12,7 @@
 
 #include "trellis/common/config.h"
 #include "trellis/common/pg_pool.h"
+#include "trellis/common/service_config.h"
 
 #include "trellis/common/trace.h"
 
@@ -208,10 +209,14 @@ ServiceHost::ServiceHost(std::string listen_address, metrics::Registry& registry
       registry_(registry),
       idle_threads_(idle_threads) {}
 
+ServiceHost::ServiceHost(std::string listen_address, metrics::Registry& registry)
+    : ServiceHost(std::move(listen_address), registry, RuntimeSettings{}.grpc_idle_threads) {}
+
 ServiceHost::ServiceHost(std::string listen_address)
     : listen_address_(std::move(listen_address)),
       owned_registry_(std::make_unique<metrics::Registry>()),
-      registry_(*owned_registry_) {}
+      registry_(*owned_registry_),
+      idle_threads_(RuntimeSettings{}.grpc_idle_threads) {}
 
 ServiceHost::~ServiceHost() {
   if (server_) server_->Shutdown(std::chrono::system_clock::now());

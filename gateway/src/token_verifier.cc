@@ -30,12 +30,6 @@ std::string_view bearer_token(std::string_view header) {
   return token;
 }
 
-std::string revoked_token_key(std::string_view token_id) {
-  return std::string(kRevokedKeyPrefix) + "jti:" + std::string(token_id);
-}
-std::string revoked_session_key(std::string_view session_id) {
-  return std::string(kRevokedKeyPrefix) + "sid:" + std::string(session_id);
-}
 std::vector<std::string> revocation_markers(std::string_view token_id,
                                             std::string_view session_id) {
   std::vector<std::string> markers = {revoked_token_key(token_id)};

@@ -8,13 +8,6 @@
 
 namespace trellis::users {
 
-std::string revoked_token_key(const std::string& token_id) {
-  return "trellis:revoked:jti:" + token_id;
-}
-std::string revoked_session_key(const std::string& session_id) {
-  return "trellis:revoked:sid:" + session_id;
-}
-
 RevocationPublisher::RevocationPublisher(RedisConfig config) : config_(std::move(config)) {}
 
 RevocationPublisher::~RevocationPublisher() {

@@ -77,8 +77,9 @@ class ServiceHost {
  public:
   // Every RPC is counted and timed in `registry` (grpc_server_handled_total,
   // grpc_server_handling_seconds) by a server interceptor, so handlers need no metrics code.
-  // `idle_threads`: see RuntimeSettings::grpc_idle_threads.
-  ServiceHost(std::string listen_address, metrics::Registry& registry, int idle_threads = 32);
+  // `idle_threads`: see RuntimeSettings::grpc_idle_threads (its default when not given).
+  ServiceHost(std::string listen_address, metrics::Registry& registry, int idle_threads);
+  ServiceHost(std::string listen_address, metrics::Registry& registry);
   // Same, with a registry of its own (see registry()).
   explicit ServiceHost(std::string listen_address);
   metrics::Registry& registry() { return registry_; }
@@ -106,7 +107,7 @@ class ServiceHost {
   std::vector<std::pair<grpc::Service*, std::string>> services_;
   std::unique_ptr<grpc::Server> server_;
   int bound_port_ = 0;
-  int idle_threads_ = 32;
+  int idle_threads_;
 };
 
 }  // namespace trellis::service

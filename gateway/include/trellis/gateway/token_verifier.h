@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "trellis/common/jwt.h"
+#include "trellis/common/revocation_keys.h"
 
 namespace trellis::gateway {
 
@@ -32,11 +33,6 @@ struct AuthFilterConfig {
 // "Bearer <token>", scheme case-insensitive (RFC 7235); empty when absent or another scheme.
 std::string_view bearer_token(std::string_view header);
 
-// Redis keys written by the users service on logout and refresh-token reuse.
-// Every revocation marker starts with this (the gateway keeps local copies of them).
-inline constexpr std::string_view kRevokedKeyPrefix = "trellis:revoked:";
-std::string revoked_token_key(std::string_view token_id);
-std::string revoked_session_key(std::string_view session_id);
 // The markers whose presence revokes a token: its own and, when it has one, its session's.
 std::vector<std::string> revocation_markers(std::string_view token_id, std::string_view session_id);
 

@@ -7,15 +7,12 @@
 #include <mutex>
 #include <string>
 
+#include "trellis/common/revocation_keys.h"  // the keys, shared with the gateway
 #include "trellis/users/config.h"
 
 struct redisContext;
 
 namespace trellis::users {
-
-// Redis keys shared with the gateway's auth filter.
-std::string revoked_token_key(const std::string& token_id);
-std::string revoked_session_key(const std::string& session_id);
 
 class RevocationPublisher {
  public:
