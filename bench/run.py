@@ -294,23 +294,24 @@ def start_cached_gateway(stack, work: Path) -> tuple[subprocess.Popen, int]:
 def quiesce(stack, timeout_s: float = 120) -> str | None:
     """Lets the previous measurement's after-effects finish before the next one starts, as
     pgbench vacuums before it runs: no order waiting for automatic confirmation, no outbox row
-    waiting for the relay, no stream entry waiting for the notifications consumer; then a
-    CHECKPOINT, so that no measurement pays for the previous one's dirty pages. Returns what was
-    still busy after `timeout_s`, or None."""
+    waiting for the relay, no stream entry waiting for the notifications consumer, no autovacuum
+    worker cleaning up after it; then a CHECKPOINT, so that no measurement pays for the previous
+    one's dirty pages. Returns what was still busy after `timeout_s`, or None."""
     busy = []
 
     def settled() -> bool:
-        pending, unpublished = stack.sql(
+        pending, unpublished, vacuuming = stack.sql(
             "SELECT (SELECT count(*) FROM orders WHERE status = 'PENDING'), "
-            "(SELECT count(*) FROM outbox WHERE published_at IS NULL)",
+            "(SELECT count(*) FROM outbox WHERE published_at IS NULL), "
+            "(SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'autovacuum worker')",
             dbname=stack.orders_db_name)[0]
         # redis-cli prints the (one) group's fields as name, value lines; lag may be empty.
         lines = stack.redis_cli("XINFO", "GROUPS", stack.orders_stream).split("\n")
         group = dict(zip(lines[0::2], lines[1::2]))
         waiting = sum(int(group[k]) for k in ("pending", "lag") if group.get(k, "").isdigit())
         busy[:] = [f"{pending} orders pending, {unpublished} outbox rows unpublished, "
-                   f"{waiting} stream entries not consumed"]
-        return pending == unpublished == "0" and waiting == 0
+                   f"{waiting} stream entries not consumed, {vacuuming} autovacuum workers"]
+        return pending == unpublished == vacuuming == "0" and waiting == 0
 
     done = wait_for(settled, timeout=timeout_s, interval=0.5)
     stack.sql("CHECKPOINT")
