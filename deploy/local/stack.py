@@ -22,6 +22,7 @@ import secrets
 import shlex
 import shutil
 import signal
+import random
 import socket
 import subprocess
 import sys
@@ -60,13 +61,39 @@ def say(message: str) -> None:
 # Ports
 
 
+def ephemeral_port_range() -> tuple[int, int]:
+    """The kernel's range for outgoing connections' local ports (Linux), or the IANA default."""
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 49152, 65535
+
+
 def free_ports(count: int) -> list[int]:
-    """Asks the kernel for distinct ports nobody listens on. All sockets stay bound until every
-    port is known, so the kernel cannot hand out one port twice; after that a small race remains
-    until the caller binds them."""
+    """Distinct ports nobody listens on, chosen at random below the kernel's ephemeral range: a
+    port the kernel hands out for bind(0) is in that range, where any process's next outgoing
+    connection (a gRPC, Redis or PostgreSQL client of a test running beside this one) may take it
+    before the caller binds it. All sockets stay bound until every port is known; a small race
+    with another test choosing the same port remains. Falls back to bind(0) when the range below
+    is too small."""
+    low, _ = ephemeral_port_range()
+    pool_low, pool_high = 10000, low - 1
     sockets = []
     try:
-        for _ in range(count):
+        if pool_high - pool_low >= 1000:
+            chooser = random.SystemRandom()
+            for _ in range(count * 50):
+                if len(sockets) == count:
+                    break
+                s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                try:
+                    s.bind(("127.0.0.1", chooser.randint(pool_low, pool_high)))
+                except OSError:
+                    s.close()
+                    continue
+                sockets.append(s)
+        while len(sockets) < count:
             s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             sockets.append(s)
             s.bind(("127.0.0.1", 0))
