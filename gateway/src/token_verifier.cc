@@ -2,6 +2,7 @@
 
 #include <strings.h>
 
+#include <algorithm>
 #include <chrono>
 
 #include "trellis/gateway/key_cache.h"
@@ -99,17 +100,27 @@ size_t TokenVerifier::cached_tokens() const {
   return verified_.size();
 }
 
+RevocationStatus revocation_from_reply(const RedisResult& result, std::string& error) {
+  if (!result.ok || result.reply.type != RedisReply::Type::kArray) {
+    error = result.ok ? result.reply.str : result.error;
+    return RevocationStatus::kUnavailable;
+  }
+  const auto& values = result.reply.elements;
+  return std::any_of(values.begin(), values.end(),
+                     [](const auto& v) { return v.type == RedisReply::Type::kString; })
+             ? RevocationStatus::kRevoked
+             : RevocationStatus::kNotRevoked;
+}
+
 void TokenVerifier::check_revocation(
     RedisClient& redis, const std::string& token_id, const std::string& session_id,
     std::function<void(RevocationStatus, std::string error)> done) {
   auto command = revocation_markers(token_id, session_id);
-  command.insert(command.begin(), "EXISTS");
-  redis.command(std::move(command), [done = std::move(done)](RedisResult r) {
-    if (!r.ok || r.reply.type != RedisReply::Type::kInteger) {
-      done(RevocationStatus::kUnavailable, r.ok ? r.reply.str : r.error);
-      return;
-    }
-    done(r.reply.integer > 0 ? RevocationStatus::kRevoked : RevocationStatus::kNotRevoked, {});
+  command.insert(command.begin(), "MGET");
+  redis.command(std::move(command), [done = std::move(done)](RedisResult result) {
+    std::string error;
+    auto status = revocation_from_reply(result, error);
+    done(status, std::move(error));
   });
 }
 

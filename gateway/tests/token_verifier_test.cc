@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include "trellis/gateway/key_cache.h"
+#include "trellis/gateway/redis_client.h"
 
 namespace trellis::gateway {
 namespace {
@@ -106,6 +107,31 @@ TEST_F(TokenVerifierTest, TheCacheIsBounded) {
   auto off = verifier(0);
   EXPECT_EQ(off.verify(token("x", now_ + 900)).status, TokenStatus::kValid);
   EXPECT_EQ(off.cached_tokens(), 0u);
+}
+
+TEST(RevocationFromReply, RevokedWhenAnyMarkerExistsUnavailableWithoutAnArray) {
+  auto reply = [](std::vector<RedisReply::Type> types) {
+    RedisResult result;
+    result.ok = true;
+    result.reply.type = RedisReply::Type::kArray;
+    for (auto type : types) result.reply.elements.push_back({type, "1", 0, {}});
+    return result;
+  };
+  std::string error;
+  using T = RedisReply::Type;
+  EXPECT_EQ(revocation_from_reply(reply({T::kNil, T::kNil}), error), RevocationStatus::kNotRevoked);
+  EXPECT_EQ(revocation_from_reply(reply({T::kNil, T::kString}), error), RevocationStatus::kRevoked);
+  EXPECT_EQ(revocation_from_reply(reply({T::kString}), error), RevocationStatus::kRevoked);
+  EXPECT_EQ(error, "");
+  RedisResult lost;
+  lost.error = "connection lost";
+  EXPECT_EQ(revocation_from_reply(lost, error), RevocationStatus::kUnavailable);
+  EXPECT_EQ(error, "connection lost");
+  RedisResult refused;
+  refused.ok = true;
+  refused.reply = {RedisReply::Type::kError, "ERR wrong number of arguments", 0, {}};
+  EXPECT_EQ(revocation_from_reply(refused, error), RevocationStatus::kUnavailable);
+  EXPECT_EQ(error, "ERR wrong number of arguments");
 }
 
 }  // namespace

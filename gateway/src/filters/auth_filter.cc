@@ -73,15 +73,8 @@ void AuthFilter::on_request(const ExchangePtr& exchange) {
   exchange->hold();
   const auto marker_count = markers.size();
   tracked_.read(markers, marker_count, [exchange, this](RedisResult result) {
-    RevocationStatus status = RevocationStatus::kUnavailable;
-    std::string error = result.ok ? result.reply.str : result.error;
-    if (result.ok && result.reply.type == RedisReply::Type::kArray) {
-      const auto& values = result.reply.elements;
-      status = std::any_of(values.begin(), values.end(),
-                           [](const auto& v) { return v.type == RedisReply::Type::kString; })
-                   ? RevocationStatus::kRevoked
-                   : RevocationStatus::kNotRevoked;
-    }
+    std::string error;
+    auto status = revocation_from_reply(result, error);
     exchange->post([exchange, status, error = std::move(error), this] {
       if (status == RevocationStatus::kUnavailable) {
         exchange->context.log.warn("revocation check failed", {{"error", error}});

@@ -19,6 +19,7 @@ namespace trellis::gateway {
 
 class KeyCache;
 class RedisClient;
+struct RedisResult;
 
 struct AuthFilterConfig {
   std::string issuer;
@@ -57,6 +58,10 @@ struct TokenCheck {
 
 enum class RevocationStatus { kNotRevoked, kRevoked, kUnavailable };
 
+// What an MGET of a token's revocation markers answered: revoked when any marker exists,
+// unavailable (with why in `error`) when Redis gave no usable reply. Callers fail closed.
+RevocationStatus revocation_from_reply(const RedisResult& result, std::string& error);
+
 class TokenVerifier {
  public:
   using Clock = std::function<int64_t()>;  // unix seconds; replaceable in tests
@@ -65,7 +70,7 @@ class TokenVerifier {
   // Signature and claims; synchronous, no I/O, and a map lookup when the token was seen before.
   TokenCheck verify(std::string_view token) const;
   size_t cached_tokens() const;
-  // EXISTS on the token's and session's revocation keys. `done` runs once, on an io_context
+  // MGET of the token's and session's revocation keys. `done` runs once, on an io_context
   // thread (never inline); Redis not answering is kUnavailable (callers fail closed).
   static void check_revocation(RedisClient& redis, const std::string& token_id,
                                const std::string& session_id,
