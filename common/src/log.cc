@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "trellis/common/line_writer.h"
+#include "trellis/common/swar.h"
 
 namespace trellis::log {
 namespace {
@@ -121,15 +122,11 @@ constexpr bool is_plain_json_char(unsigned char c) {
   return c >= 0x20 && c < 0x80 && c != '"' && c != '\\';
 }
 
-// Whether 8 bytes are all plain, tested a word at a time (the classic "has a byte less than n"
-// and "has a zero byte" tricks): log lines are mostly ids and names.
+// Whether 8 bytes are all plain, tested a word at a time: log lines are mostly ids and names.
 bool all_plain_json_chars(const char* bytes) {
-  constexpr uint64_t kOnes = 0x0101010101010101ULL, kHigh = 0x8080808080808080ULL;
-  uint64_t word;
-  std::memcpy(&word, bytes, 8);
-  auto has_zero = [&](uint64_t x) { return ((x - kOnes) & ~x & kHigh) != 0; };
-  bool control_or_high = ((word - kOnes * 0x20) | word) & kHigh;
-  return !control_or_high && !has_zero(word ^ (kOnes * '"')) && !has_zero(word ^ (kOnes * '\\'));
+  auto word = swar::load8(bytes);
+  return !swar::has_byte_below_or_high(word, 0x20) && !swar::has_byte(word, '"') &&
+         !swar::has_byte(word, '\\');
 }
 
 // Length of the leading run of plain characters.

@@ -36,37 +36,36 @@ TEST(BackgroundLoop, WakeRunsAWaitingStepAtOnce) {
   loop.stop();
 }
 
+// A started loop whose step counts itself, pauses for `pause` and counts the pauses that ran out.
+struct PausingLoop {
+  explicit PausingLoop(std::chrono::milliseconds pause)
+      : loop("test", [this, pause] {
+          ++steps;
+          if (loop.pause(pause)) ++completed;
+          return 60000;
+        }) {
+    loop.start();
+  }
+  std::atomic<int> steps{0}, completed{0};
+  BackgroundLoop loop;  // last: stopped before the counters go
+};
+
 TEST(BackgroundLoop, APauseIgnoresWakeButEndsAtStop) {
-  std::atomic<int> paused{0}, completed{0};
-  BackgroundLoop* self = nullptr;
-  BackgroundLoop loop("test", [&] {
-    ++paused;
-    if (self->pause(60s)) ++completed;
-    return 60000;
-  });
-  self = &loop;
-  loop.start();
-  ASSERT_TRUE(wait_until([&] { return paused == 1; }, 2s));
-  loop.wake();
+  PausingLoop pausing(60s);
+  ASSERT_TRUE(wait_until([&] { return pausing.steps == 1; }, 2s));
+  pausing.loop.wake();
   std::this_thread::sleep_for(100ms);
-  EXPECT_EQ(paused, 1);  // still in the same pause
+  EXPECT_EQ(pausing.steps, 1);  // still in the same pause
   auto stopping = Clock::now();
-  loop.stop();
+  pausing.loop.stop();
   EXPECT_LT(Clock::now() - stopping, 2s);
-  EXPECT_EQ(completed, 0);  // pause() said the loop is stopping
+  EXPECT_EQ(pausing.completed, 0);  // pause() said the loop is stopping
 }
 
 TEST(BackgroundLoop, AShortPauseCompletes) {
-  std::atomic<int> completed{0};
-  BackgroundLoop* self = nullptr;
-  BackgroundLoop loop("test", [&] {
-    if (self->pause(10ms)) ++completed;
-    return 60000;
-  });
-  self = &loop;
-  loop.start();
-  EXPECT_TRUE(wait_until([&] { return completed == 1; }, 2s));
-  loop.stop();
+  PausingLoop pausing(10ms);
+  EXPECT_TRUE(wait_until([&] { return pausing.completed == 1; }, 2s));
+  pausing.loop.stop();
 }
 
 }  // namespace

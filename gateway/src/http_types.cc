@@ -3,8 +3,9 @@
 #include <strings.h>
 
 #include <array>
-#include <cstring>
 #include <nlohmann/json.hpp>
+
+#include "trellis/common/swar.h"
 
 namespace trellis::gateway {
 
@@ -33,14 +34,10 @@ bool is_token(std::string_view name) {
 // Whether a header value holds a control character (CTL other than HTAB would split or corrupt
 // the head), tested 8 bytes at a time: values are mostly ids and short words.
 bool has_control_chars(std::string_view value) {
-  constexpr uint64_t kOnes = 0x0101010101010101ULL, kHigh = 0x8080808080808080ULL;
-  auto has_zero = [&](uint64_t x) { return ((x - kOnes) & ~x & kHigh) != 0; };
   size_t i = 0;
   for (; i + 8 <= value.size(); i += 8) {
-    uint64_t word;
-    std::memcpy(&word, value.data() + i, 8);
-    bool below_space = ((word - kOnes * 0x20) & ~word & kHigh) != 0;
-    if (below_space || has_zero(word ^ (kOnes * 0x7f))) return true;
+    auto word = swar::load8(value.data() + i);
+    if (swar::has_byte_below(word, 0x20) || swar::has_byte(word, 0x7f)) return true;
   }
   for (; i < value.size(); ++i) {
     auto c = static_cast<unsigned char>(value[i]);

@@ -43,8 +43,7 @@ class OutboxRelayTest : public OrdersDatabaseTest {
 
   // A store whose commits wake `relay`, as in the service.
   std::unique_ptr<OrderStore> store_waking(db::PgPool& pool, OutboxRelay& relay) {
-    return std::make_unique<OrderStore>(
-        pool, StoreOptions{86400, [&relay] { relay.wake(); }});
+    return std::make_unique<OrderStore>(pool, StoreOptions{86400, [&relay] { relay.wake(); }});
   }
 
   int unpublished() {

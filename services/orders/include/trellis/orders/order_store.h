@@ -51,8 +51,7 @@ struct StoreOptions {
 
 class OrderStore {
  public:
-  OrderStore(db::PgPool& pool, StoreOptions options)
-      : pool_(pool), options_(std::move(options)) {}
+  OrderStore(db::PgPool& pool, StoreOptions options) : pool_(pool), options_(std::move(options)) {}
 
   // Registers the prepared statements on a new pooled connection.
   static void prepare(pqxx::connection& connection);
