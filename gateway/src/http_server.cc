@@ -2,7 +2,9 @@
 
 #include "trellis/gateway/http_server.h"
 
+#include <algorithm>
 #include <array>
+#include <boost/asio/basic_waitable_timer.hpp>
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -42,99 +44,175 @@ struct Limits {
 
 namespace {
 
-// Connections run on a strand of their loop, typed rather than type-erased (any_io_executor): each
-// copy of an erased strand allocated, about 20 times per request.
-using ConnectionExecutor = asio::strand<asio::io_context::executor_type>;
-using ConnectionStream = beast::basic_stream<tcp, ConnectionExecutor>;
+using Clock = std::chrono::steady_clock;
+
+// Connections run on their loop's executor, typed rather than type-erased (any_io_executor): each
+// copy of an erased executor allocated, about 20 times per request. No strand: every connection
+// loop is run by exactly one thread (see HttpServer), so its handlers never run concurrently; a
+// strand would add a queue, a lock and reference counting to every handler.
+using ConnectionExecutor = asio::io_context::executor_type;
+using ConnectionSocket = asio::basic_stream_socket<tcp, ConnectionExecutor>;
+using SweepTimer = asio::basic_waitable_timer<Clock, asio::wait_traits<Clock>, ConnectionExecutor>;
+
+// How often a loop checks its connections' deadlines: a tenth of the shortest timeout, from 10 ms
+// to 1 s. A connection is closed at most that long after its deadline.
+std::chrono::milliseconds sweep_period(const Limits& limits) {
+  auto shortest = std::min({limits.idle_timeout, limits.header_timeout, limits.read_timeout});
+  return std::clamp(shortest / 10, std::chrono::milliseconds(10), std::chrono::milliseconds(1000));
+}
+
+class Connection;
+
+// The deadlines of one loop's connections, checked by one periodic timer. A connection only
+// stores its deadline: a timer operation per read and write (Beast's stream timeouts) cost two
+// clock reads, a heap insert, a lock and a cancelled handler each, several times per request.
+// Touched on its loop's thread only.
+class DeadlineSweeper : public std::enable_shared_from_this<DeadlineSweeper> {
+ public:
+  DeadlineSweeper(asio::io_context& loop, std::chrono::milliseconds period)
+      : timer_(loop.get_executor()), period_(period) {}
+
+  void watch(std::weak_ptr<Connection> connection) {
+    watched_.push_back(std::move(connection));
+    if (!running_) {
+      running_ = true;
+      schedule();
+    }
+  }
+
+ private:
+  void schedule() {
+    timer_.expires_after(period_);
+    timer_.async_wait([self = shared_from_this()](beast::error_code ec) {
+      if (ec) {
+        self->running_ = false;
+        return;
+      }
+      self->sweep();
+    });
+  }
+
+  void sweep();  // after Connection
+
+  SweepTimer timer_;
+  const std::chrono::milliseconds period_;
+  std::vector<std::weak_ptr<Connection>> watched_;
+  bool running_ = false;  // the timer runs only while some connection is watched
+};
 
 // One client connection. Requests on it are handled one after another (HTTP/1.1 keep-alive;
 // pipelined requests wait in the read buffer), each through the whole filter chain.
 class Connection : public std::enable_shared_from_this<Connection> {
  public:
-  Connection(ConnectionStream::socket_type socket, const Limits& limits, const FilterList& filters,
+  Connection(ConnectionSocket socket, const Limits& limits, const FilterList& filters,
              std::atomic<int>& in_flight, const std::atomic<bool>& draining,
              std::atomic<int>& open_connections)
-      : stream_(std::move(socket)),
-        executor_(stream_.get_executor()),
+      : socket_(std::move(socket)),
         limits_(limits),
         filters_(filters),
         in_flight_(in_flight),
         draining_(draining),
         open_connections_(open_connections) {
     beast::error_code ec;
-    auto endpoint = stream_.socket().remote_endpoint(ec);
+    auto endpoint = socket_.remote_endpoint(ec);
     if (!ec) remote_ = endpoint.address().to_string();
   }
 
   ~Connection() { --open_connections_; }
 
-  void start() {
-    asio::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->read_header(); });
+  void start(std::shared_ptr<DeadlineSweeper> sweeper) {
+    asio::dispatch(socket_.get_executor(),
+                   [self = shared_from_this(), sweeper = std::move(sweeper)] {
+                     sweeper->watch(self);
+                     self->read_header();
+                   });
   }
 
   // Shutdown: a connection waiting for its next request is closed now; one in the middle of a
   // request closes after answering it (with Connection: close).
   void drain() {
-    asio::dispatch(executor_, [self = shared_from_this()] {
+    asio::dispatch(socket_.get_executor(), [self = shared_from_this()] {
       if (self->idle_ && !self->taken_over_) self->close();
     });
   }
 
+  // From the loop's sweeper.
+  void close_if_past(Clock::time_point now) {
+    if (now >= deadline_) close();
+  }
+
  private:
+  // Waiting for the next request may take up to the idle timeout; once its first bytes arrived,
+  // the header block must be complete within the header timeout (so that a client trickling bytes,
+  // slowloris, cannot hold a connection for long) and the body within the read timeout.
+  enum class Phase { kIdle, kHeader, kBody };
+
   void read_header() {
     if (draining_) return close();
-    idle_ = buffer_.size() == 0;  // bytes already buffered mean a pipelined request is waiting
     parser_.emplace();
     parser_->header_limit(static_cast<std::uint32_t>(limits_.max_header_bytes));
     parser_->body_limit(limits_.max_body_bytes);
-    if (!idle_) return read_rest_of_header();
-    // Waiting for the next request may take up to the idle timeout...
-    stream_.expires_after(limits_.idle_timeout);
-    stream_.async_read_some(buffer_.prepare(4096),
+    phase_ = Phase::kIdle;
+    idle_ = buffer_.size() == 0;  // bytes already buffered mean a pipelined request is waiting
+    if (!idle_) return parse_buffered();
+    deadline_ = Clock::now() + limits_.idle_timeout;
+    read_more();
+  }
+
+  void read_more() {
+    // A header arrives in one read as a rule; a body is read in larger steps.
+    size_t chunk = phase_ == Phase::kBody ? 65536 : 4096;
+    socket_.async_read_some(buffer_.prepare(chunk),
                             [self = shared_from_this()](beast::error_code ec, size_t n) {
                               self->idle_ = false;
-                              if (ec) return self->close();
+                              if (ec) return self->on_read_error(ec);
                               self->buffer_.commit(n);
-                              self->read_rest_of_header();
+                              self->parse_buffered();
                             });
   }
 
-  // ...but once it started, the whole header block must arrive within the header timeout, so a
-  // client trickling bytes (slowloris) cannot hold a connection for long.
-  void read_rest_of_header() {
-    stream_.expires_after(limits_.header_timeout);
-    http::async_read_header(
-        stream_, buffer_, *parser_,
-        [self = shared_from_this()](beast::error_code ec, size_t) { self->on_header(ec); });
-  }
-
-  void on_header(beast::error_code ec) {
-    idle_ = false;
-    if (ec) {
-      if (ec == http::error::end_of_stream) return close();  // client closed between requests
-      if (ec == http::error::header_limit) return dispatch(431);
-      if (ec == http::error::body_limit) return dispatch(413);  // from Content-Length
-      if (is_parse_error(ec)) return dispatch(400);
-      return close();  // end of stream, timeout, reset: nobody to answer
+  // Parses what the buffer holds. A request that arrived whole (the common case) is dispatched
+  // at once, with no further read and no timer.
+  void parse_buffered() {
+    beast::error_code ec;
+    while (buffer_.size() > 0 && !parser_->is_done()) {
+      auto used = parser_->put(buffer_.data(), ec);
+      buffer_.consume(used);
+      if (ec == http::error::need_more) break;
+      if (ec) return on_parse_error(ec);
+      if (used == 0) break;  // nothing more to take from these bytes yet
     }
-    stream_.expires_after(limits_.read_timeout);
-    http::async_read(stream_, buffer_, *parser_,
-                     [self = shared_from_this()](beast::error_code ec, size_t) {
-                       if (ec == http::error::body_limit) return self->dispatch(413);
-                       if (ec && self->is_parse_error(ec)) return self->dispatch(400);
-                       if (ec) return self->close();
-                       self->dispatch(0);
-                     });
+    if (parser_->is_done()) return dispatch(0);
+    auto phase = parser_->is_header_done() ? Phase::kBody : Phase::kHeader;
+    if (phase != phase_) {
+      phase_ = phase;
+      deadline_ =
+          Clock::now() + (phase == Phase::kHeader ? limits_.header_timeout : limits_.read_timeout);
+    }
+    read_more();
   }
 
-  static bool is_parse_error(beast::error_code ec) {
-    return ec.category() == http::make_error_code(http::error::bad_target).category();
+  void on_parse_error(beast::error_code ec) {
+    if (ec == http::error::header_limit) return dispatch(431);
+    if (ec == http::error::body_limit) return dispatch(413);  // also from Content-Length
+    return dispatch(400);
+  }
+
+  void on_read_error(beast::error_code ec) {
+    // A client that ended its side in the middle of a request still gets an answer.
+    if (ec == asio::error::eof && phase_ != Phase::kIdle) {
+      beast::error_code eof_ec;
+      parser_->put_eof(eof_ec);
+      if (eof_ec) return on_parse_error(eof_ec);
+    }
+    close();  // between requests, timeout, reset: nobody to answer
   }
 
   // Runs the request through the chain; a framing error still goes through it (for its request
   // id and access log line), and the connection closes after the answer.
   void dispatch(int framing_error) {
-    stream_.expires_never();
+    idle_ = false;
+    deadline_ = Clock::time_point::max();  // the filters bound their own waits
     HttpRequest request;
     auto& message = parser_->get();
     request.method = std::string(message.method_string());
@@ -158,20 +236,20 @@ class Connection : public std::enable_shared_from_this<Connection> {
     auto exchange = std::make_shared<Exchange>(
         std::move(request), filters_,
         [self](HttpResponse& response) {
-          asio::dispatch(self->stream_.get_executor(),
+          asio::dispatch(self->socket_.get_executor(),
                          [self, response = std::move(response)]() mutable {
                            self->write(std::move(response));
                          });
         },
         [self](std::function<void()> work) {
-          asio::post(self->stream_.get_executor(), std::move(work));
+          asio::post(self->socket_.get_executor(), std::move(work));
         });
     exchange->set_scheduler([self](std::chrono::milliseconds delay, std::function<void()> work) {
-      auto timer = std::make_shared<asio::steady_timer>(self->stream_.get_executor(), delay);
+      auto timer = std::make_shared<asio::steady_timer>(self->socket_.get_executor(), delay);
       timer->async_wait([timer, work = std::move(work)](beast::error_code) { work(); });
     });
     exchange->set_takeover_sink([self](HttpResponse& head, TakeoverHandler handler) {
-      asio::dispatch(self->executor_,
+      asio::dispatch(self->socket_.get_executor(),
                      [self, head = std::move(head), handler = std::move(handler)]() mutable {
                        self->hand_over(std::move(head), std::move(handler));
                      });
@@ -184,10 +262,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void hand_over(HttpResponse head, TakeoverHandler handler) {
     --in_flight_;
     taken_over_ = true;
-    stream_.expires_never();
+    deadline_ = Clock::time_point::max();
     parser_.reset();
     TakenOverConnectionPtr taken(new TakenOverConnection{
-        beast::tcp_stream(tcp::socket(stream_.release_socket())), std::move(buffer_)});
+        beast::tcp_stream(tcp::socket(std::move(socket_))), std::move(buffer_)});
     buffer_ = beast::flat_buffer();
     handler(std::move(taken), std::move(head));
   }
@@ -205,8 +283,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
     bool send_body = status_has_body(answer.status) && !head_request_;  // ...and no body
     body_ = send_body ? std::move(answer.body) : std::string();
     std::array<asio::const_buffer, 2> buffers{asio::buffer(head_), asio::buffer(body_)};
-    stream_.expires_after(limits_.read_timeout);
-    asio::async_write(stream_, buffers, [self = shared_from_this()](beast::error_code ec, size_t) {
+    deadline_ = Clock::now() + limits_.read_timeout;
+    asio::async_write(socket_, buffers, [self = shared_from_this()](beast::error_code ec, size_t) {
       std::string().swap(self->body_);
       if (self->head_.capacity() > kKeptHeadBytes) std::string().swap(self->head_);
       if (ec) return self->close();
@@ -220,15 +298,15 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // read and discard for a bounded time and amount, then close.
   void linger() {
     beast::error_code ignored;
-    stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
-    stream_.expires_after(std::chrono::seconds(2));
+    socket_.shutdown(tcp::socket::shutdown_send, ignored);
+    deadline_ = Clock::now() + std::chrono::seconds(2);
     drain_budget_ = 4 * limits_.max_body_bytes + 65536;
     discard_input();
   }
 
   void discard_input() {
     auto buffer = std::make_shared<std::array<char, 16384>>();
-    stream_.async_read_some(asio::buffer(*buffer),
+    socket_.async_read_some(asio::buffer(*buffer),
                             [self = shared_from_this(), buffer](beast::error_code ec, size_t n) {
                               if (ec || n >= self->drain_budget_) return self->close();
                               self->drain_budget_ -= n;
@@ -237,13 +315,16 @@ class Connection : public std::enable_shared_from_this<Connection> {
   }
 
   void close() {
+    deadline_ = Clock::time_point::max();
+    if (!socket_.is_open()) return;
     beast::error_code ignored;
-    stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
-    stream_.socket().close(ignored);
+    socket_.shutdown(tcp::socket::shutdown_send, ignored);
+    socket_.close(ignored);
   }
 
-  ConnectionStream stream_;
-  ConnectionExecutor executor_;  // stream_'s strand; still valid after a takeover
+  ConnectionSocket socket_;
+  Clock::time_point deadline_ = Clock::time_point::max();  // checked by the loop's sweeper
+  Phase phase_ = Phase::kIdle;
   bool taken_over_ = false;
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
@@ -262,6 +343,25 @@ class Connection : public std::enable_shared_from_this<Connection> {
   size_t drain_budget_ = 0;
 };
 
+void DeadlineSweeper::sweep() {
+  auto now = Clock::now();
+  for (size_t i = 0; i < watched_.size();) {
+    auto connection = watched_[i].lock();
+    if (!connection) {  // gone: forget it (order does not matter)
+      watched_[i] = std::move(watched_.back());
+      watched_.pop_back();
+      continue;
+    }
+    connection->close_if_past(now);
+    ++i;
+  }
+  if (watched_.empty()) {
+    running_ = false;
+    return;
+  }
+  schedule();
+}
+
 }  // namespace
 
 struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
@@ -278,13 +378,17 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
                std::chrono::milliseconds(config.idle_timeout_ms),
                std::chrono::milliseconds(config.request_read_timeout_ms),
                std::chrono::milliseconds(config.header_timeout_ms),
-               config.max_connections} {}
+               config.max_connections} {
+    for (auto* loop : loops) {
+      sweepers.push_back(std::make_shared<DeadlineSweeper>(*loop, sweep_period(limits)));
+    }
+  }
 
   void accept() {
-    auto& loop = *loops[next_loop++ % loops.size()];
+    auto index = next_loop++ % loops.size();
     acceptor.async_accept(
-        asio::make_strand(loop),
-        [self = shared_from_this()](beast::error_code ec, ConnectionStream::socket_type socket) {
+        loops[index]->get_executor(),
+        [self = shared_from_this(), index](beast::error_code ec, ConnectionSocket socket) {
           if (ec == asio::error::operation_aborted || !self->acceptor.is_open()) {
             return;
           }
@@ -301,7 +405,7 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
                                                            self->filters, self->in_flight,
                                                            self->draining, self->open_connections);
             self->track(connection);
-            connection->start();
+            connection->start(self->sweepers[index]);
           } else {
             log::warn("accept failed", {{"error", ec.message()}});
           }
@@ -332,7 +436,8 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
 
   asio::io_context& io;
   const std::vector<asio::io_context*> loops;
-  size_t next_loop = 0;  // only the acceptor's strand touches it
+  size_t next_loop = 0;                                    // only the acceptor's strand touches it
+  std::vector<std::shared_ptr<DeadlineSweeper>> sweepers;  // one per loop
   const ListenerSettings config;
   const FilterList& filters;
   tcp::acceptor acceptor;

@@ -35,7 +35,8 @@ class HttpHardeningTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.stack = Stack(gateway_overrides={
-            "limits": {"header_timeout_ms": 1000, "idle_timeout_ms": 1500, "max_connections": 40,
+            "limits": {"header_timeout_ms": 1000, "idle_timeout_ms": 1500,
+                       "request_read_timeout_ms": 1200, "max_connections": 40,
                        "route_body_bytes": {"/v1/auth/*": 1024}},
             "cors": {"allowed_origins": [ORIGIN]},
         }).start()
@@ -80,6 +81,46 @@ class HttpHardeningTest(unittest.TestCase):
                 self.assertEqual(self.stack.http("GET", "/healthz").status, 200)
             self.assertTrue(closed, "a client trickling its headers was never dropped")
             self.assertLess(time.monotonic() - started, 2.5)
+
+    def test_request_in_pieces_is_answered_and_the_connection_stays_usable(self):
+        body = json.dumps({"email": "pieces@example.com", "password": "not-the-password"}).encode()
+        request = (b"POST /v1/auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                   b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+        with self.connect() as sock:
+            # Cut inside the request line, inside a header, at the blank line and inside the body.
+            cuts = [7, 40, request.index(b"\r\n\r\n") + 2, len(request) - 5]
+            start = 0
+            for cut in cuts + [len(request)]:
+                sock.sendall(request[start:cut])
+                start = cut
+                time.sleep(0.05)
+            head, answer, _ = read_response(sock)
+            self.assertTrue(head.startswith(b"HTTP/1.1 401"), head[:60])
+            self.assertEqual(json.loads(answer)["code"], "unauthenticated")
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            head, _, _ = read_response(sock)
+            self.assertTrue(head.startswith(b"HTTP/1.1 200"), head[:60])
+
+    def test_body_that_stops_arriving_is_dropped_within_the_read_timeout(self):
+        with self.connect() as sock:
+            sock.sendall(b"POST /v1/auth/login HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{\"em")
+            started = time.monotonic()
+            sock.settimeout(5)
+            try:
+                self.assertEqual(sock.recv(1), b"")
+            except ConnectionResetError:
+                pass
+            waited = time.monotonic() - started
+            self.assertGreater(waited, 0.9)
+            self.assertLess(waited, 2.5)
+
+    def test_request_cut_short_by_the_client_is_answered_400(self):
+        with self.connect() as sock:
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Half")
+            sock.shutdown(socket.SHUT_WR)
+            head, body, _ = read_response(sock)
+        self.assertTrue(head.startswith(b"HTTP/1.1 400"), head[:60])
+        self.assertIn("code", json.loads(body))
 
     def test_idle_keep_alive_connection_is_closed(self):
         with self.connect() as sock:

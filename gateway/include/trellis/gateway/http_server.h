@@ -34,8 +34,9 @@ ListenerSettings public_listener(const GatewayConfig& config);
 
 class HttpServer {
  public:
-  // Accepts on `io`. Connections are spread round-robin over `connection_loops` (each run by
-  // its own thread); when it is empty they live on `io` too.
+  // Accepts on `io`. Connections are spread round-robin over `connection_loops`; when it is empty
+  // they live on `io` too. Each of these loops must be run by exactly one thread: a connection's
+  // handlers are serialized by that, not by a strand.
   HttpServer(boost::asio::io_context& io, ListenerSettings settings, const FilterList& filters,
              std::vector<boost::asio::io_context*> connection_loops = {});
   ~HttpServer();
