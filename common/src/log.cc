@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <charconv>
 #include <chrono>
 #include <cstdint>
@@ -95,6 +96,29 @@ std::string fixed_text(double value) {
   return std::string(buffer, end);
 }
 
+Field Field::fixed_point(std::string_view key, long long units, int decimals) {
+  bool negative = units < 0;
+  auto magnitude = negative ? 0 - static_cast<unsigned long long>(units)
+                            : static_cast<unsigned long long>(units);
+  char digits[48];  // 20 digits, up to 18 decimals, point and sign
+  char* end = digits + sizeof digits;
+  char* at = end;
+  decimals = std::clamp(decimals, 0, 18);
+  for (int i = 0; i < decimals; ++i) {
+    *--at = static_cast<char>('0' + magnitude % 10);
+    magnitude /= 10;
+  }
+  if (decimals > 0) *--at = '.';
+  do {
+    *--at = static_cast<char>('0' + magnitude % 10);
+    magnitude /= 10;
+  } while (magnitude > 0);
+  if (negative) *--at = '-';
+  Field field(key, std::string(at, end));
+  field.numeric = true;
+  return field;
+}
+
 bool parse_level(std::string_view text, Level& out) {
   if (text == "debug")
     out = Level::kDebug;
@@ -129,10 +153,17 @@ bool all_plain_json_chars(const char* bytes) {
          !swar::has_byte(word, '\\');
 }
 
-// Length of the leading run of plain characters.
+// Length of the leading run of plain characters. Text of 8 bytes or more is tested a word at a
+// time, its last word overlapping the one before; shorter text (most keys) a byte at a time.
 size_t plain_prefix(std::string_view text) {
   size_t plain = 0;
-  while (plain + 8 <= text.size() && all_plain_json_chars(text.data() + plain)) plain += 8;
+  if (text.size() >= 8) {
+    while (plain + 8 <= text.size() && all_plain_json_chars(text.data() + plain)) plain += 8;
+    if (plain == text.size()) return plain;
+    if (plain + 8 > text.size() && all_plain_json_chars(text.data() + text.size() - 8)) {
+      return text.size();
+    }
+  }
   while (plain < text.size() && is_plain_json_char(static_cast<unsigned char>(text[plain]))) {
     ++plain;
   }
@@ -327,6 +358,7 @@ void write(Level level, std::string_view message, std::span<const Field> fields,
 }
 
 RequestLog::RequestLog(std::string request_id, std::string trace_id, std::string span_id) {
+  scope_.reserve(3);
   scope_.emplace_back("request_id", std::move(request_id));
   scope_.emplace_back("trace_id", std::move(trace_id));
   scope_.emplace_back("span_id", std::move(span_id));

@@ -87,7 +87,10 @@ std::string random_id_hex(size_t bytes) {
 }
 
 std::string TraceContext::traceparent() const {
-  return "00-" + trace_id + "-" + span_id + (sampled ? "-01" : "-00");
+  std::string out;
+  out.reserve(3 + trace_id.size() + 1 + span_id.size() + 3);  // one allocation: once per request
+  out.append("00-").append(trace_id).append("-").append(span_id).append(sampled ? "-01" : "-00");
+  return out;
 }
 
 std::optional<TraceContext> parse_traceparent(std::string_view header) {
@@ -118,7 +121,7 @@ TraceContext continue_or_start(std::string_view incoming_traceparent) {
     context->sampled = true;
   }
   context->span_id = random_id_hex(8);
-  return *context;
+  return std::move(*context);
 }
 
 bool is_well_formed_request_id(std::string_view id) {

@@ -66,14 +66,18 @@ TEST(Log, AnyBytesGiveOneParsableLine) {
 TEST(Log, EscapesASpecialByteAtEveryPositionOfLongPlainText) {
   const std::string specials[] = {"\"",   "\\",      std::string(1, '\0'), "\x01", "\x1f", "\n",
                                   "\x7f", "\xC3\xA9"};
+  // Every length up to 25: text that is not a whole number of 8-byte words ends with a word
+  // that overlaps the one before it.
   for (const auto& special : specials) {
-    for (size_t position = 0; position < 24; ++position) {
-      std::string text(24, 'a');
-      for (size_t i = 0; i < text.size(); ++i) text[i] = static_cast<char>('A' + i);
-      text.replace(position, 1, special);
-      Field fields[] = {{"text", text}};
-      auto line = render(Level::kInfo, "c", "m", fields);
-      ASSERT_EQ(nlohmann::json::parse(line)["text"], text) << line;
+    for (size_t length = 1; length <= 25; ++length) {
+      for (size_t position = 0; position < length; ++position) {
+        std::string text(length, 'a');
+        for (size_t i = 0; i < text.size(); ++i) text[i] = static_cast<char>('A' + i);
+        text.replace(position, 1, special);
+        Field fields[] = {{"text", text}};
+        auto line = render(Level::kInfo, "c", "m", fields);
+        ASSERT_EQ(nlohmann::json::parse(line)["text"], text) << line;
+      }
     }
   }
 }
@@ -107,6 +111,24 @@ TEST(Log, FixedTextIsShortestAndReadsBack) {
   EXPECT_EQ(fixed_text(0.00001), "0.00001");  // never an exponent: JSON numbers in the log
   EXPECT_EQ(fixed_text(-2.5), "-2.5");
   EXPECT_EQ(std::stod(fixed_text(1.0 / 3.0)), 1.0 / 3.0);
+}
+
+TEST(Log, FixedPointFieldsAreJsonNumbers) {
+  Field fields[] = {Field::fixed_point("a", 20062, 3),
+                    Field::fixed_point("b", 62, 3),
+                    Field::fixed_point("c", 20000, 3),
+                    Field::fixed_point("d", -5, 3),
+                    Field::fixed_point("e", 7, 0),
+                    Field::fixed_point("f", 0, 3),
+                    Field::fixed_point("g", std::numeric_limits<long long>::min(), 0)};
+  auto line = nlohmann::json::parse(render(Level::kInfo, "c", "m", fields));
+  EXPECT_EQ(line["a"].get<double>(), 20.062);
+  EXPECT_EQ(line["b"].get<double>(), 0.062);
+  EXPECT_EQ(line["c"].get<double>(), 20.0);
+  EXPECT_EQ(line["d"].get<double>(), -0.005);
+  EXPECT_EQ(line["e"].get<long long>(), 7);
+  EXPECT_EQ(line["f"].get<double>(), 0.0);
+  EXPECT_EQ(line["g"].get<long long>(), std::numeric_limits<long long>::min());
 }
 
 TEST(Log, NumbersAreJsonNumbers) {

@@ -2,15 +2,53 @@
 
 namespace trellis::gateway {
 
+struct Exchange::CallbackTransport final : ExchangeTransport {
+  Sink sink;
+  Poster poster;
+  Scheduler scheduler;
+  TakeoverSink takeover_sink;
+
+  void deliver(HttpResponse& response) override { sink(response); }
+  void post(std::function<void()> work) override { poster(std::move(work)); }
+  void post_after(std::chrono::milliseconds delay, std::function<void()> work) override {
+    if (scheduler) {
+      scheduler(delay, std::move(work));
+    } else {
+      poster(std::move(work));
+    }
+  }
+  bool can_take_over() const override { return static_cast<bool>(takeover_sink); }
+  void take_over(HttpResponse& head, TakeoverHandler handler) override {
+    takeover_sink(head, std::move(handler));
+  }
+};
+
+Exchange::Exchange(HttpRequest req, const std::vector<std::unique_ptr<Filter>>& filters,
+                   std::shared_ptr<ExchangeTransport> transport)
+    : request(std::move(req)), filters_(filters), transport_(std::move(transport)) {}
+
 Exchange::Exchange(HttpRequest req, const std::vector<std::unique_ptr<Filter>>& filters, Sink sink,
                    Poster poster)
-    : request(std::move(req)),
-      filters_(filters),
-      sink_(std::move(sink)),
-      poster_(std::move(poster)) {}
+    : request(std::move(req)), filters_(filters) {
+  auto callbacks = std::make_shared<CallbackTransport>();
+  callbacks->sink = std::move(sink);
+  callbacks->poster = std::move(poster);
+  callbacks_ = callbacks.get();
+  transport_ = std::move(callbacks);
+}
+
+void Exchange::set_scheduler(Scheduler scheduler) {
+  if (callbacks_) callbacks_->scheduler = std::move(scheduler);
+}
+
+void Exchange::set_takeover_sink(TakeoverSink sink) {
+  if (callbacks_) callbacks_->takeover_sink = std::move(sink);
+}
 
 void Exchange::start() {
+  self_while_starting_ = shared_from_this();
   next();
+  self_while_starting_.reset();
 }
 
 void Exchange::next() {
@@ -20,6 +58,7 @@ void Exchange::next() {
     return;
   }
   auto& filter = filters_[entered_++];
+  if (self_while_starting_) return filter->on_request(self_while_starting_);
   filter->on_request(shared_from_this());
 }
 
@@ -37,7 +76,7 @@ void Exchange::send(HttpResponse answer) {
   responded_ = true;
   response = std::move(answer);
   for (size_t i = entered_; i-- > 0;) filters_[i]->on_response(*this);
-  sink_(response);
+  transport_->deliver(response);
 }
 
 void Exchange::hold() {
@@ -77,14 +116,14 @@ void Exchange::after_hold(std::function<void()> work) {
 // Live push takes over before the auth filter (it authenticates the stream itself): no hold here.
 void Exchange::take_over(HttpResponse head, TakeoverHandler handler) {
   if (responded_) return;
-  if (!takeover_sink_) {
+  if (!transport_->can_take_over()) {
     respond_error(500, "internal", "this listener cannot take connections over");
     return;
   }
   responded_ = true;
   response = std::move(head);
   for (size_t i = entered_; i-- > 0;) filters_[i]->on_response(*this);
-  takeover_sink_(response, std::move(handler));
+  transport_->take_over(response, std::move(handler));
 }
 
 void Exchange::respond_error(int status, std::string_view code, std::string_view message) {
@@ -92,15 +131,11 @@ void Exchange::respond_error(int status, std::string_view code, std::string_view
 }
 
 void Exchange::post_after(std::chrono::milliseconds delay, std::function<void()> work) {
-  if (scheduler_) {
-    scheduler_(delay, std::move(work));
-  } else {
-    post(std::move(work));
-  }
+  transport_->post_after(delay, std::move(work));
 }
 
 void Exchange::post(std::function<void()> work) {
-  poster_(std::move(work));
+  transport_->post(std::move(work));
 }
 
 }  // namespace trellis::gateway

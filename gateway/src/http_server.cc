@@ -102,7 +102,7 @@ class DeadlineSweeper : public std::enable_shared_from_this<DeadlineSweeper> {
 
 // One client connection. Requests on it are handled one after another (HTTP/1.1 keep-alive;
 // pipelined requests wait in the read buffer), each through the whole filter chain.
-class Connection : public std::enable_shared_from_this<Connection> {
+class Connection : public std::enable_shared_from_this<Connection>, public ExchangeTransport {
  public:
   Connection(ConnectionSocket socket, const Limits& limits, const FilterList& filters,
              std::atomic<int>& in_flight, const std::atomic<bool>& draining,
@@ -139,6 +139,33 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // From the loop's sweeper.
   void close_if_past(Clock::time_point now) {
     if (now >= deadline_) close();
+  }
+
+  // ExchangeTransport: the connection is where its requests' answers go.
+  void deliver(HttpResponse& response) override {
+    if (socket_.get_executor().running_in_this_thread()) return write(std::move(response));
+    asio::post(socket_.get_executor(),
+               [self = shared_from_this(), response = std::move(response)]() mutable {
+                 self->write(std::move(response));
+               });
+  }
+
+  void post(std::function<void()> work) override {
+    asio::post(socket_.get_executor(), std::move(work));
+  }
+
+  void post_after(std::chrono::milliseconds delay, std::function<void()> work) override {
+    auto timer = std::make_shared<asio::steady_timer>(socket_.get_executor(), delay);
+    timer->async_wait([timer, work = std::move(work)](beast::error_code) { work(); });
+  }
+
+  bool can_take_over() const override { return true; }
+
+  void take_over(HttpResponse& head, TakeoverHandler handler) override {
+    asio::dispatch(socket_.get_executor(), [self = shared_from_this(), head = std::move(head),
+                                            handler = std::move(handler)]() mutable {
+      self->hand_over(std::move(head), std::move(handler));
+    });
   }
 
  private:
@@ -232,28 +259,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     keep_alive_ = request.keep_alive;
     head_request_ = message.method() == http::verb::head;
     ++in_flight_;
-    auto self = shared_from_this();
-    auto exchange = std::make_shared<Exchange>(
-        std::move(request), filters_,
-        [self](HttpResponse& response) {
-          asio::dispatch(self->socket_.get_executor(),
-                         [self, response = std::move(response)]() mutable {
-                           self->write(std::move(response));
-                         });
-        },
-        [self](std::function<void()> work) {
-          asio::post(self->socket_.get_executor(), std::move(work));
-        });
-    exchange->set_scheduler([self](std::chrono::milliseconds delay, std::function<void()> work) {
-      auto timer = std::make_shared<asio::steady_timer>(self->socket_.get_executor(), delay);
-      timer->async_wait([timer, work = std::move(work)](beast::error_code) { work(); });
-    });
-    exchange->set_takeover_sink([self](HttpResponse& head, TakeoverHandler handler) {
-      asio::dispatch(self->socket_.get_executor(),
-                     [self, head = std::move(head), handler = std::move(handler)]() mutable {
-                       self->hand_over(std::move(head), std::move(handler));
-                     });
-    });
+    auto exchange = std::make_shared<Exchange>(std::move(request), filters_, shared_from_this());
     exchange->start();
   }
 

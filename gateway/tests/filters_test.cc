@@ -267,6 +267,62 @@ TEST(MetricsFilter, CountsByRouteTemplateMethodAndStatus) {
   EXPECT_NE(text.find("http_requests_in_flight 0"), std::string::npos);
 }
 
+// One filter across many requests: each (route, method, status) keeps its own count, whether its
+// children were just resolved or found again.
+TEST(MetricsFilter, KeepsCountingEachCombinationAcrossRequests) {
+  struct StatusTerminal final : Filter {
+    std::string_view name() const override { return "terminal"; }
+    void on_request(const ExchangePtr& exchange) override {
+      exchange->respond(json_response(status, "{}"));
+    }
+    int status = 200;
+  };
+  metrics::Registry registry;
+  auto table = RouteTable::from_linked_protos();
+  const auto* user = table.match("GET", "/v1/users/abc").route;
+  const auto* orders = table.match("GET", "/v1/orders/abc").route;
+  ASSERT_NE(user, nullptr);
+  ASSERT_NE(orders, nullptr);
+  std::vector<std::unique_ptr<Filter>> chain;
+  chain.push_back(std::make_unique<MetricsFilter>(registry));
+  auto terminal = std::make_unique<StatusTerminal>();
+  auto* answer = terminal.get();
+  chain.push_back(std::move(terminal));
+  auto send = [&](const Route* route, std::string method, int status) {
+    auto request = get("/x");
+    request.method = std::move(method);
+    answer->status = status;
+    auto exchange = std::make_shared<Exchange>(
+        std::move(request), chain, [](HttpResponse&) {},
+        [](std::function<void()> work) { work(); });
+    exchange->context.route = route;
+    exchange->start();
+  };
+  for (int i = 0; i < 3; ++i) {
+    send(user, "GET", 200);
+    send(user, "GET", 404);
+    send(orders, "GET", 200);
+    send(user, "PATCH", 200);
+    send(nullptr, "BREW", 404);
+  }
+  send(user, "GET", 200);
+  auto text = registry.render();
+  auto count = [&](const std::string& labels) {
+    auto at = text.find("http_requests_total{" + labels + "} ");
+    if (at == std::string::npos) return -1;
+    return std::stoi(text.substr(text.find("} ", at) + 2));
+  };
+  EXPECT_EQ(count(R"(route="/v1/users/{id}",method="GET",status="200")"), 4) << text;
+  EXPECT_EQ(count(R"(route="/v1/users/{id}",method="GET",status="404")"), 3);
+  EXPECT_EQ(count(R"(route="/v1/orders/{id}",method="GET",status="200")"), 3);
+  EXPECT_EQ(count(R"(route="/v1/users/{id}",method="PATCH",status="200")"), 3);
+  EXPECT_EQ(count(R"(route="-",method="OTHER",status="404")"), 3);
+  EXPECT_NE(
+      text.find(R"(http_request_duration_seconds_count{route="/v1/users/{id}",method="GET"} 7)"),
+      std::string::npos)
+      << text;
+}
+
 TEST(AdminEndpointsFilter, ServesMetricsAndHealth) {
   metrics::Registry registry;
   registry.counter("x_total", "x").with({}).inc();

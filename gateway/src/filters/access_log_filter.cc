@@ -15,7 +15,7 @@ void AccessLogFilter::on_response(Exchange& exchange) {
   context.log.info("access", {{"method", exchange.request.method},
                               {"route", route},
                               {"status", exchange.response.status},
-                              {"latency_ms", static_cast<double>(micros) / 1000.0},
+                              log::Field::fixed_point("latency_ms", micros, 3),
                               {"bytes_in", exchange.request.body.size()},
                               {"bytes_out", exchange.response.body.size()},
                               {"user_id", context.identity.user_id},

@@ -98,7 +98,7 @@ void RateLimitFilter::on_request(const ExchangePtr& exchange) {
 void RateLimitFilter::check(const ExchangePtr& exchange) {
   auto& context = exchange->context;
   std::string route = context.route ? context.route->path.text : "-";
-  auto pending = std::make_shared<PendingChecks>();
+  std::shared_ptr<PendingChecks> pending;  // made only when a policy applies (most routes: none)
   for (const auto& policy : state_->settings().policies) {
     bool user_policy = policy.key == RateLimitKey::kUser;
     if (user_policy != (stage_ == RateLimitStage::kAfterAuth)) continue;
@@ -120,9 +120,10 @@ void RateLimitFilter::check(const ExchangePtr& exchange) {
       }
     }
     if (identity.empty()) continue;  // e.g. no API key sent: that policy does not apply
+    if (!pending) pending = std::make_shared<PendingChecks>();
     pending->checks.push_back({&policy, "trellis:rl:" + policy.name + ":" + identity, {}});
   }
-  if (pending->checks.empty()) {
+  if (!pending) {
     exchange->next();
     return;
   }

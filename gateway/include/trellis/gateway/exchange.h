@@ -70,6 +70,23 @@ using TakenOverConnectionPtr = std::unique_ptr<TakenOverConnection, TakenOverCon
 // Gets the connection and the response head after every filter's on_response ran on it.
 using TakeoverHandler = std::function<void(TakenOverConnectionPtr, HttpResponse)>;
 
+// Where an exchange's answer goes and where its continuations run. In the server it is the client
+// connection: one object the exchange keeps alive, rather than a callback per duty each holding
+// the connection (an allocation and a reference count each, per request).
+class ExchangeTransport {
+ public:
+  virtual ~ExchangeTransport() = default;
+  // The answer, after every filter's on_response ran on it.
+  virtual void deliver(HttpResponse& response) = 0;
+  // Runs `work` on the connection's executor, never inline.
+  virtual void post(std::function<void()> work) = 0;
+  // Runs `work` on the connection's executor after `delay`, without blocking a thread.
+  virtual void post_after(std::chrono::milliseconds delay, std::function<void()> work) = 0;
+  // Hands the connection to a stream session (live push); see Exchange::take_over.
+  virtual bool can_take_over() const = 0;
+  virtual void take_over(HttpResponse& head, TakeoverHandler handler) = 0;
+};
+
 class Exchange : public std::enable_shared_from_this<Exchange> {
  public:
   using Sink = std::function<void(HttpResponse&)>;
@@ -77,6 +94,10 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
   using Scheduler = std::function<void(std::chrono::milliseconds, std::function<void()>)>;
   using TakeoverSink = std::function<void(HttpResponse&, TakeoverHandler)>;
 
+  Exchange(HttpRequest request, const std::vector<std::unique_ptr<Filter>>& filters,
+           std::shared_ptr<ExchangeTransport> transport);
+  // With callbacks instead of a transport (unit tests): without set_scheduler(), post_after() runs
+  // the work at once; without set_takeover_sink(), take_over() answers 500.
   Exchange(HttpRequest request, const std::vector<std::unique_ptr<Filter>>& filters, Sink sink,
            Poster poster);
 
@@ -96,17 +117,17 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
   // completed on a foreign thread (gRPC, Redis).
   void post(std::function<void()> work);
   // Runs `work` on the connection's executor after `delay` (e.g. a retry backoff) without
-  // blocking a thread. Without a scheduler (unit tests) it runs at once.
+  // blocking a thread.
   void post_after(std::chrono::milliseconds delay, std::function<void()> work);
-  void set_scheduler(Scheduler scheduler) { scheduler_ = std::move(scheduler); }
+  void set_scheduler(Scheduler scheduler);  // with callbacks only
 
   // Instead of writing a response, hands the connection to `handler` (WebSocket / SSE): counts as
   // the answer (the filters' on_response run on `head`, e.g. for the access log, metrics and the
   // request id header) and the request stops being in flight. Without a takeover sink (admin
   // listener, unit tests without one) it answers 500 instead.
   void take_over(HttpResponse head, TakeoverHandler handler);
-  void set_takeover_sink(TakeoverSink sink) { takeover_sink_ = std::move(sink); }
-  bool can_take_over() const { return static_cast<bool>(takeover_sink_); }
+  void set_takeover_sink(TakeoverSink sink);  // with callbacks only
+  bool can_take_over() const { return transport_->can_take_over(); }
 
   bool responded() const { return responded_; }
 
@@ -126,12 +147,16 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
   enum class Hold { kNone, kPending, kReleased, kFailed };
   void send(HttpResponse answer);
 
+  struct CallbackTransport;
+
   const std::vector<std::unique_ptr<Filter>>& filters_;
-  Sink sink_;
-  Poster poster_;
-  Scheduler scheduler_;
-  TakeoverSink takeover_sink_;
+  std::shared_ptr<ExchangeTransport> transport_;
+  CallbackTransport* callbacks_ = nullptr;  // transport_, when made from callbacks
   size_t entered_ = 0;
+  // Set while start() runs the filters that answer without waiting (most requests): they get this
+  // pointer instead of a new one from shared_from_this() per filter (an atomic increment and
+  // decrement each). Filters resumed later get a new one.
+  std::shared_ptr<Exchange> self_while_starting_;
   bool responded_ = false;
   Hold hold_ = Hold::kNone;
   std::vector<std::function<void()>> held_work_;
