@@ -61,6 +61,48 @@ std::chrono::milliseconds sweep_period(const Limits& limits) {
   return std::clamp(shortest / 10, std::chrono::milliseconds(10), std::chrono::milliseconds(1000));
 }
 
+// Parses a request straight into an HttpRequest. Beast's request_parser keeps the fields in its
+// own container (an allocation per field) that would then be copied into the HttpRequest.
+class RequestParser final : public http::basic_parser<true> {
+ public:
+  RequestParser() { request.headers.reserve(8); }
+
+  HttpRequest request;
+  http::verb verb = http::verb::unknown;
+
+ private:
+  void on_request_impl(http::verb method, beast::string_view method_text, beast::string_view target,
+                       int, beast::error_code&) override {
+    verb = method;
+    request.method.assign(method_text.data(), method_text.size());
+    request.target.assign(target.data(), target.size());
+  }
+  void on_response_impl(int, beast::string_view, int, beast::error_code& ec) override {
+    ec = http::error::bad_version;  // a request parser never sees a status line
+  }
+  void on_field_impl(http::field, beast::string_view name, beast::string_view value,
+                     beast::error_code&) override {
+    request.headers.emplace_back(std::string(name), std::string(value));
+  }
+  void on_header_impl(beast::error_code&) override {}
+  void on_body_init_impl(const boost::optional<std::uint64_t>& length,
+                         beast::error_code&) override {
+    // The parser checked the length against the body limit already.
+    if (length)
+      request.body.reserve(static_cast<size_t>(std::min<std::uint64_t>(*length, 1 << 20)));
+  }
+  size_t on_body_impl(beast::string_view body, beast::error_code&) override {
+    request.body.append(body.data(), body.size());
+    return body.size();
+  }
+  void on_chunk_header_impl(std::uint64_t, beast::string_view, beast::error_code&) override {}
+  size_t on_chunk_body_impl(std::uint64_t, beast::string_view body, beast::error_code&) override {
+    request.body.append(body.data(), body.size());
+    return body.size();
+  }
+  void on_finish_impl(beast::error_code&) override {}
+};
+
 class Connection;
 
 // The deadlines of one loop's connections, checked by one periodic timer. A connection only
@@ -240,24 +282,20 @@ class Connection : public std::enable_shared_from_this<Connection>, public Excha
   void dispatch(int framing_error) {
     idle_ = false;
     deadline_ = Clock::time_point::max();  // the filters bound their own waits
-    HttpRequest request;
-    auto& message = parser_->get();
-    request.method = std::string(message.method_string());
-    request.target = std::string(message.target());
+    auto& parser = *parser_;
+    // A framing error answers whatever was read (the request line may be missing) and closes.
+    bool keep_alive = framing_error == 0 && parser.is_header_done() && parser.keep_alive();
+    head_request_ = parser.verb == http::verb::head;
+    HttpRequest request = std::move(parser.request);
+    if (framing_error != 0) request.body.clear();
     auto question = request.target.find('?');
     request.path = request.target.substr(0, question);
     if (question != std::string::npos) request.query = request.target.substr(question + 1);
-    request.headers.reserve(static_cast<size_t>(std::distance(message.begin(), message.end())));
-    for (const auto& field : message) {
-      request.headers.emplace_back(std::string(field.name_string()), std::string(field.value()));
-    }
     request.remote_address = remote_;
     request.framing_error_status = framing_error;
-    request.keep_alive = framing_error == 0 && message.keep_alive();
-    if (framing_error == 0) request.body = std::move(message.body());
+    request.keep_alive = keep_alive;
 
     keep_alive_ = request.keep_alive;
-    head_request_ = message.method() == http::verb::head;
     ++in_flight_;
     auto exchange = std::make_shared<Exchange>(std::move(request), filters_, shared_from_this());
     exchange->start();
@@ -333,7 +371,7 @@ class Connection : public std::enable_shared_from_this<Connection>, public Excha
   Phase phase_ = Phase::kIdle;
   bool taken_over_ = false;
   beast::flat_buffer buffer_;
-  std::optional<http::request_parser<http::string_body>> parser_;
+  std::optional<RequestParser> parser_;
   const Limits& limits_;
   const FilterList& filters_;
   std::atomic<int>& in_flight_;
