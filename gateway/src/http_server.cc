@@ -65,8 +65,6 @@ std::chrono::milliseconds sweep_period(const Limits& limits) {
 // own container (an allocation per field) that would then be copied into the HttpRequest.
 class RequestParser final : public http::basic_parser<true> {
  public:
-  RequestParser() { request.headers.reserve(8); }
-
   HttpRequest request;
   http::verb verb = http::verb::unknown;
 
@@ -74,6 +72,7 @@ class RequestParser final : public http::basic_parser<true> {
   void on_request_impl(http::verb method, beast::string_view method_text, beast::string_view target,
                        int, beast::error_code&) override {
     verb = method;
+    request.headers.reserve(8);  // here, not up front: an idle connection holds a parser too
     request.method.assign(method_text.data(), method_text.size());
     request.target.assign(target.data(), target.size());
   }
