@@ -341,7 +341,20 @@ std::string render(Level level, std::string_view component, std::string_view mes
     }
   };
   out.push_back('{');
-  for (size_t r = 0; r < 4; ++r) append_field(reserved[r], reserved_override[r], reserved_value[r]);
+  // The reserved keys are ours and plain: written as they are, and so are the timestamp and the
+  // level name (this runs for every access-log line).
+  static constexpr std::string_view kReservedKeys[] = {
+      "\"ts\":", ",\"level\":", ",\"component\":", ",\"msg\":"};
+  for (size_t r = 0; r < 4; ++r) {
+    if (reserved_override[r]) {
+      append_field(reserved[r], reserved_override[r], {});
+    } else if (r < 2) {
+      out.append(kReservedKeys[r]).append(1, '"').append(reserved_value[r]).append(1, '"');
+    } else {
+      out.append(kReservedKeys[r]);
+      append_json_string(out, reserved_value[r]);
+    }
+  }
   for (size_t k = 0; k < count; ++k) append_field(chosen[k]->key, chosen[k], {});
   out.push_back('}');
   return out;

@@ -75,6 +75,7 @@ void Exchange::send(HttpResponse answer) {
   if (responded_) return;
   responded_ = true;
   response = std::move(answer);
+  context.answered = std::chrono::steady_clock::now();
   for (size_t i = entered_; i-- > 0;) filters_[i]->on_response(*this);
   transport_->deliver(response);
 }
@@ -122,6 +123,7 @@ void Exchange::take_over(HttpResponse head, TakeoverHandler handler) {
   }
   responded_ = true;
   response = std::move(head);
+  context.answered = std::chrono::steady_clock::now();
   for (size_t i = entered_; i-- > 0;) filters_[i]->on_response(*this);
   transport_->take_over(response, std::move(handler));
 }

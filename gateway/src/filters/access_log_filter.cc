@@ -6,9 +6,9 @@ namespace trellis::gateway {
 
 void AccessLogFilter::on_response(Exchange& exchange) {
   const auto& context = exchange.context;
-  auto micros = std::chrono::duration_cast<std::chrono::microseconds>(
-                    std::chrono::steady_clock::now() - context.started)
-                    .count();
+  auto micros =
+      std::chrono::duration_cast<std::chrono::microseconds>(context.answered - context.started)
+          .count();
   // Unmatched paths are logged as "-" so that scanners cannot fill the logs with their paths.
   std::string route = context.route ? context.route->path.text : "-";
   std::string upstream = context.route ? context.route->upstream : "-";

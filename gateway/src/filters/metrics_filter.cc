@@ -41,8 +41,7 @@ void MetricsFilter::on_response(Exchange& exchange) {
   if (status < 0 || status > 999) status = 0;  // 10 bits of the key below
   auto found = children(exchange.context.route, method_index(exchange.request.method), status);
   found.requests->inc();
-  std::chrono::duration<double> elapsed =
-      std::chrono::steady_clock::now() - exchange.context.started;
+  std::chrono::duration<double> elapsed = exchange.context.answered - exchange.context.started;
   found.latency->observe(elapsed.count());
 }
 

@@ -5,7 +5,7 @@
 namespace trellis::gateway {
 
 void TracingFilter::on_request(const ExchangePtr& exchange) {
-  exchange->context.started_unix_nanos = tracing::now_unix_nanos();
+  if (tracer_.enabled()) exchange->context.started_unix_nanos = tracing::now_unix_nanos();
   exchange->next();
 }
 

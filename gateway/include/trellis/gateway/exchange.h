@@ -36,6 +36,8 @@ struct RequestContext {
   trace::TraceContext trace;
   log::RequestLog log;
   std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
+  // When the answer was ready (set before the filters' on_response run): their one clock read.
+  std::chrono::steady_clock::time_point answered;
   int64_t started_unix_nanos = 0;  // wall clock, for the exported span
   const Route* route = nullptr;
   std::map<std::string, std::string> path_params;  // decoded
