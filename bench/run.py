@@ -399,7 +399,12 @@ def markdown(results: dict) -> str:
     if multi:
         lines += ["", "Closed-loop rounds (run alternately with their pair; the table shows the "
                   "median round):", ""]
-        lines += [f"- {name}: " + ", ".join(f"{x:,.0f}" for x in v) for name, v in multi.items()]
+        for name, rates in multi.items():
+            cpus = results["measurements"][name].get("closed_rounds_cpu") or [{}] * len(rates)
+            lines.append(f"- {name}: " + ", ".join(
+                f"{rate:,.0f}" + (f" (CPU % {' / '.join(f'{p} {c}' for p, c in cpu.items())})"
+                                  if cpu else "")
+                for rate, cpu in zip(rates, cpus)))
     lines += ["", "## Targets", "", "| target | measured | met |", "|---|---|---|"]
     for t in results["targets"]:
         lines.append(f"| {t['target']} | {t['measured']} | {'yes' if t['met'] else '**no**'} |")
@@ -587,6 +592,10 @@ def main(argv: list[str]) -> int:
             ranked = sorted(rounds[name], key=lambda e: e["closed"]["rate"])
             median = dict(ranked[(len(ranked) - 1) // 2])
             median["closed_rounds"] = [e["closed"]["rate"] for e in rounds[name]]
+            # Each round's CPU per process: tells a slow round of the target from a busy machine.
+            median["closed_rounds_cpu"] = [
+                {proc: c["cpu_percent"] for proc, c in (e.get("cpu") or {}).items()}
+                for e in rounds[name]]
             return median
 
         def measure_http(name, title, port, requests, sampled, final: bool) -> None:
