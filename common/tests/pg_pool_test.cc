@@ -15,6 +15,8 @@
 #include <random>
 #include <thread>
 
+#include "trellis/testing/support.h"
+
 namespace trellis::db::test {
 
 using Clock = std::chrono::steady_clock;
@@ -421,18 +423,11 @@ TEST(PgPoolUnreachableTest, RefusedConnectionThrowsBrokenConnectionWithoutPasswo
 
 TEST(PgPoolUnreachableTest, SilentServerFailsAfterConnectTimeout) {
   // Accepts TCP connections (the kernel completes the handshake) but never answers.
-  int listener = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ASSERT_EQ(::bind(listener, reinterpret_cast<sockaddr*>(&address), sizeof address), 0);
-  ASSERT_EQ(::listen(listener, 16), 0);
-  socklen_t length = sizeof address;
-  ::getsockname(listener, reinterpret_cast<sockaddr*>(&address), &length);
+  trellis::testing::LoopbackListener listener;
 
   PgOptions options;
   options.host = "127.0.0.1";
-  options.port = ntohs(address.sin_port);
+  options.port = listener.port();
   options.dbname = "silent";
   options.user = "nobody";
   options.connect_timeout_s = 2;  // libpq's minimum
@@ -440,7 +435,6 @@ TEST(PgPoolUnreachableTest, SilentServerFailsAfterConnectTimeout) {
   auto started = Clock::now();
   EXPECT_THROW(pool.acquire(), pqxx::broken_connection);
   auto waited = elapsed_ms(started);
-  ::close(listener);
   EXPECT_GE(waited, 1500);
   EXPECT_LT(waited, 4500);
   EXPECT_EQ(pool.stats().open, 0);

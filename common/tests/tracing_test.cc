@@ -9,6 +9,8 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "trellis/testing/support.h"
+
 namespace trellis::tracing {
 namespace {
 
@@ -23,19 +25,6 @@ Span sample() {
   span.end_unix_nanos = 2;
   span.attributes = {{"http.status_code", "200"}};
   return span;
-}
-
-// A listening socket on 127.0.0.1 (an OS-chosen port, in `address`); -1 on failure.
-int listen_on_loopback(sockaddr_in& address, int backlog) {
-  int listener = socket(AF_INET, SOCK_STREAM, 0);
-  address = {};
-  address.sin_family = AF_INET;
-  inet_pton(AF_INET, "127.0.0.1", &address.sin_addr);
-  if (bind(listener, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0) return -1;
-  listen(listener, backlog);
-  socklen_t length = sizeof address;
-  getsockname(listener, reinterpret_cast<sockaddr*>(&address), &length);
-  return listener;
 }
 
 TEST(Tracer, RendersOtlpJson) {
@@ -66,11 +55,10 @@ TEST(Tracer, RejectsBadEndpoints) {
 }
 
 TEST(Tracer, ExportsChildSpansOfTheCurrentSpanToTheCollector) {
-  sockaddr_in address{};
-  int listener = listen_on_loopback(address, 4);
-  ASSERT_GE(listener, 0);
-  auto received = std::async(std::launch::async, [listener] {
-    int client = accept(listener, nullptr, nullptr);
+  trellis::testing::LoopbackListener listener(4);
+  ASSERT_GE(listener.fd(), 0);
+  auto received = std::async(std::launch::async, [fd = listener.fd()] {
+    int client = accept(fd, nullptr, nullptr);
     std::string request;
     char buffer[4096];
     while (true) {
@@ -88,8 +76,7 @@ TEST(Tracer, ExportsChildSpansOfTheCurrentSpanToTheCollector) {
     close(client);
     return request;
   });
-  Tracer tracer({"http://127.0.0.1:" + std::to_string(ntohs(address.sin_port)) + "/v1/traces",
-                 "users", 100, 50});
+  Tracer tracer({"http://" + listener.address() + "/v1/traces", "users", 100, 50});
   {
     ScopedCurrentSpan scope({&tracer, "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"});
     { ChildSpan child("db.transaction", SpanKind::kClient, {{"db.system", "postgresql"}}); }
@@ -103,7 +90,6 @@ TEST(Tracer, ExportsChildSpansOfTheCurrentSpanToTheCollector) {
   }
   EXPECT_EQ(tracer.dropped(), 1u) << "a span after shutdown must be dropped, not queued";
   auto request = received.get();
-  close(listener);
   EXPECT_EQ(request.rfind("POST /v1/traces HTTP/1.1", 0), 0u);
   auto body = nlohmann::json::parse(request.substr(request.find("\r\n\r\n") + 4));
   auto span = body["resourceSpans"][0]["scopeSpans"][0]["spans"][0];
@@ -117,11 +103,10 @@ TEST(Tracer, ExportsChildSpansOfTheCurrentSpanToTheCollector) {
 // answers; shutdown after `before_shutdown` must cost one export timeout (2 s), not one per batch.
 void expect_shutdown_drops_stalled_batches(int flush_interval_ms,
                                            std::chrono::milliseconds before_shutdown) {
-  sockaddr_in address{};
-  int listener = listen_on_loopback(address, 16);
-  ASSERT_GE(listener, 0);
-  Tracer tracer({"http://127.0.0.1:" + std::to_string(ntohs(address.sin_port)) + "/v1/traces",
-                 "users", 100, flush_interval_ms, 1});
+  trellis::testing::LoopbackListener listener(16);
+  ASSERT_GE(listener.fd(), 0);
+  Tracer tracer(
+      {"http://" + listener.address() + "/v1/traces", "users", 100, flush_interval_ms, 1});
   {
     ScopedCurrentSpan scope({&tracer, "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"});
     for (int i = 0; i < 4; ++i) ChildSpan("stalled", SpanKind::kClient, {});
@@ -133,7 +118,6 @@ void expect_shutdown_drops_stalled_batches(int flush_interval_ms,
       << "each batch waited for its own timeout";
   EXPECT_EQ(tracer.dropped(), 4u);
   EXPECT_EQ(tracer.exported(), 0u);
-  close(listener);
 }
 
 // A flush interval long enough that the batches usually wait for shutdown (unless the exporter's

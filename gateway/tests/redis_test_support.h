@@ -48,7 +48,8 @@ inline long long elapsed_ms(Clock::time_point since) {
 // Set while a test thread is inside RedisClient::command(), to prove callbacks are never inline.
 inline thread_local bool inside_command = false;
 
-// Runs one io_context on several threads, like the gateway does.
+// Runs one io_context on several threads: the client serializes its work on its strand, so it is
+// safe there too (the gateway runs each of its loops on one thread).
 class IoThreads {
  public:
   explicit IoThreads(int count) : guard_(boost::asio::make_work_guard(io)) {

@@ -29,33 +29,10 @@ using Clock = std::chrono::steady_clock;
 
 constexpr int kCancelled = 1, kUnavailable = 14;
 
-// Listens on 127.0.0.1 and never accepts: the kernel completes connections, nobody answers.
-class SilentListener {
- public:
-  SilentListener() {
-    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in address{};
-    address.sin_family = AF_INET;
-    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t length = sizeof(address);
-    if (::bind(fd_, reinterpret_cast<sockaddr*>(&address), length) != 0 || ::listen(fd_, 16) != 0 ||
-        ::getsockname(fd_, reinterpret_cast<sockaddr*>(&address), &length) != 0) {
-      ADD_FAILURE() << "cannot listen on 127.0.0.1";
-    }
-    port_ = ntohs(address.sin_port);
-  }
-  ~SilentListener() { ::close(fd_); }
-  std::string target() const { return "127.0.0.1:" + std::to_string(port_); }
-
- private:
-  int fd_ = -1;
-  int port_ = 0;
-};
-
 TEST(UpstreamsShutdown, CancelsOutstandingCallsAndWaitsUntilTheirCallbacksReturned) {
-  SilentListener silent;
+  trellis::testing::LoopbackListener silent;
   trellis::metrics::Registry registry;
-  Upstreams upstreams({{"orders", silent.target()}}, registry);
+  Upstreams upstreams({{"orders", silent.address()}}, registry);
   std::atomic<int> calls_done{0};
   std::atomic<int> code{-1};
   std::atomic<bool> callback_returned{false};
@@ -81,9 +58,9 @@ TEST(UpstreamsShutdown, CancelsOutstandingCallsAndWaitsUntilTheirCallbacksReturn
 }
 
 TEST(UpstreamsShutdown, ACallAfterShutdownCompletesAtOnceWithUnavailable) {
-  SilentListener silent;
+  trellis::testing::LoopbackListener silent;
   trellis::metrics::Registry registry;
-  Upstreams upstreams({{"orders", silent.target()}}, registry);
+  Upstreams upstreams({{"orders", silent.address()}}, registry);
   upstreams.shutdown();
   int code = -1;
   std::string message;
@@ -99,11 +76,11 @@ TEST(UpstreamsShutdown, ACallAfterShutdownCompletesAtOnceWithUnavailable) {
 }
 
 TEST(UpstreamsShutdown, DestroyingUpstreamsWaitsForOutstandingCallbacks) {
-  SilentListener silent;
+  trellis::testing::LoopbackListener silent;
   trellis::metrics::Registry registry;
   std::atomic<bool> callback_returned{false};
   {
-    Upstreams upstreams({{"orders", silent.target()}}, registry);
+    Upstreams upstreams({{"orders", silent.address()}}, registry);
     UpstreamCall call;
     call.method = "/trellis.orders.v1.OrderService/GetOrder";
     call.timeout = 30s;

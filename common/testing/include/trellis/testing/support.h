@@ -30,4 +30,22 @@ class TempFile {
   std::string path_;
 };
 
+// A TCP socket listening on 127.0.0.1 at a port the OS chose, closed on destruction. It never
+// accepts by itself: the kernel completes handshakes up to `backlog`, so clients connect and then
+// hear nothing (a stalled server), unless the test accepts with fd().
+class LoopbackListener {
+ public:
+  explicit LoopbackListener(int backlog = 16);
+  ~LoopbackListener();
+  LoopbackListener(const LoopbackListener&) = delete;
+  LoopbackListener& operator=(const LoopbackListener&) = delete;
+  int fd() const { return fd_; }
+  int port() const { return port_; }
+  std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
+
+ private:
+  int fd_ = -1;
+  int port_ = 0;
+};
+
 }  // namespace trellis::testing
