@@ -164,34 +164,34 @@ std::optional<TrackedKeys::Values> TrackedKeys::lookup(std::span<const std::stri
   return values;
 }
 
-void TrackedKeys::read(std::vector<std::string> keys, size_t remembered,
-                       std::function<void(RedisResult)> done) {
-  remembered = std::min(remembered, keys.size());
+void TrackedKeys::read(std::vector<std::string> keys, std::function<void(RedisResult)> done) {
   uint64_t started_sequence = 0, started_epoch = 0;
   {
     std::lock_guard lock(mutex_);
     started_sequence = sequence_;
     started_epoch = epoch_;
-    for (size_t i = 0; i < remembered; ++i) ++in_flight_[keys[i]].reads;
+    for (const auto& key : keys) {
+      if (kept(key)) ++in_flight_[key].reads;
+    }
   }
   std::vector<std::string> command;
   command.reserve(keys.size() + 1);
   command.push_back("MGET");
   command.insert(command.end(), keys.begin(), keys.end());
-  reader_->command(std::move(command), [link = link_, keys = std::move(keys), remembered,
-                                        started_sequence, started_epoch,
-                                        done = std::move(done)](RedisResult result) {
+  reader_->command(std::move(command), [link = link_, keys = std::move(keys), started_sequence,
+                                        started_epoch, done = std::move(done)](RedisResult result) {
     link->with_owner([&](TrackedKeys& self) {
       const bool usable = result.ok && result.reply.type == RedisReply::Type::kArray &&
                           result.reply.elements.size() == keys.size();
       std::lock_guard lock(self.mutex_);
       const bool same_copies = self.epoch_ == started_epoch && self.current_locked(Clock::now());
-      for (size_t i = 0; i < remembered; ++i) {
+      for (size_t i = 0; i < keys.size(); ++i) {
+        if (!self.kept(keys[i])) continue;
         auto it = self.in_flight_.find(keys[i]);
         if (it == self.in_flight_.end()) continue;  // not expected: entries live until 0 reads
         const bool untouched = it->second.invalidated_at <= started_sequence;
         if (--it->second.reads == 0) self.in_flight_.erase(it);
-        if (!usable || !same_copies || !untouched || !self.kept(keys[i])) continue;
+        if (!usable || !same_copies || !untouched) continue;
         const auto& element = result.reply.elements[i];
         self.store_locked(keys[i], element.type == RedisReply::Type::kString
                                        ? std::optional<std::string>(element.str)

@@ -26,10 +26,10 @@ class TrackedKeysTest : public RedisClientTest {
   }
 
   // Reads through `keys` and waits for the reply.
-  RedisResult read(TrackedKeys& keys, std::vector<std::string> names, size_t remembered) {
+  RedisResult read(TrackedKeys& keys, std::vector<std::string> names) {
     auto promise = std::make_shared<std::promise<RedisResult>>();
     auto future = promise->get_future();
-    keys.read(std::move(names), remembered,
+    keys.read(std::move(names),
               [promise](RedisResult result) { promise->set_value(std::move(result)); });
     if (future.wait_for(5s) != std::future_status::ready) {
       ADD_FAILURE() << "no reply";
@@ -71,7 +71,7 @@ TEST_F(TrackedKeysTest, CopiesFollowChangesMadeByAnyClient) {
   ASSERT_TRUE(wait_until([&] { return keys->current(); }, 3s));
   EXPECT_FALSE(keys->lookup({a}));
 
-  auto result = read(*keys, {a, b}, 2);
+  auto result = read(*keys, {a, b});
   ASSERT_TRUE(result.ok) << result.error;
   EXPECT_EQ(keys->lookup({a, b}), (Values{"1", std::nullopt}));
 
@@ -79,13 +79,13 @@ TEST_F(TrackedKeysTest, CopiesFollowChangesMadeByAnyClient) {
   ASSERT_TRUE(wait_until([&] { return !keys->lookup({a}); }, 3s)) << "a change was not seen";
   ASSERT_TRUE(keys->current()) << "dropped for want of tracking, not by the invalidation";
   EXPECT_EQ(keys->lookup({b}), (Values{std::nullopt})) << "an unrelated copy was dropped";
-  read(*keys, {a}, 1);
+  read(*keys, {a});
   EXPECT_EQ(keys->lookup({a}), (Values{"2"}));
 
   admin_->command({"SET", b, "x", "PX", "1500"});  // written, then expired: both invalidate
   ASSERT_TRUE(wait_until([&] { return !keys->lookup({b}); }, 3s));
   ASSERT_TRUE(keys->current());
-  read(*keys, {b}, 1);
+  read(*keys, {b});
   EXPECT_EQ(keys->lookup({b}), (Values{"x"}));
   ASSERT_TRUE(wait_until([&] { return !keys->lookup({b}); }, 5s)) << "expiry was not seen";
   ASSERT_TRUE(keys->current());
@@ -93,7 +93,7 @@ TEST_F(TrackedKeysTest, CopiesFollowChangesMadeByAnyClient) {
   keys->forget(a);
   EXPECT_FALSE(keys->lookup({a}));
   auto untracked = "trellis:test:untracked:" + std::to_string(::getpid());
-  read(*keys, {untracked}, 1);
+  read(*keys, {untracked});
   EXPECT_FALSE(keys->lookup({untracked})) << "a key outside the prefixes was kept";
   keys->stop();
 }
@@ -110,7 +110,7 @@ TEST_F(TrackedKeysTest, AReadOvertakenByAnInvalidationIsNotKept) {
     // A BLPOP ahead of it on the pipelined connection holds the MGET's reply back for 300 ms.
     reader_->command({"BLPOP", key("never"), "0.3"}, [](RedisResult) {});
     auto promise = std::make_shared<std::promise<RedisResult>>();
-    keys->read({a}, 1, [promise](RedisResult r) { promise->set_value(std::move(r)); });
+    keys->read({a}, [promise](RedisResult r) { promise->set_value(std::move(r)); });
     if (invalidated) {
       trellis::gateway::RedisReply message;
       message.type = trellis::gateway::RedisReply::Type::kArray;
@@ -134,7 +134,7 @@ TEST_F(TrackedKeysTest, ALostConnectionDropsEveryCopyAndTrackingComesBack) {
   auto a = key("a");
   keys->start();
   ASSERT_TRUE(wait_until([&] { return keys->current(); }, 3s));
-  read(*keys, {a}, 1);
+  read(*keys, {a});
   ASSERT_TRUE(keys->lookup({a}));
   kill_subscriber();
   ASSERT_TRUE(wait_until([&] { return !keys->lookup({a}); }, 3s));
@@ -142,7 +142,7 @@ TEST_F(TrackedKeysTest, ALostConnectionDropsEveryCopyAndTrackingComesBack) {
   admin_->command({"SET", a, "changed"});
   ASSERT_TRUE(wait_until([&] { return keys->current(); }, 5s)) << "tracking did not come back";
   EXPECT_FALSE(keys->lookup({a}));
-  read(*keys, {a}, 1);
+  read(*keys, {a});
   EXPECT_EQ(keys->lookup({a}), (Values{"changed"}));
   // FLUSHALL's invalidation (a nil payload) drops everything; delivered directly here, since
   // the server is shared with other tests.
@@ -230,10 +230,10 @@ TEST_F(TrackedKeysTest, HoldsAtMostMaxKeysDroppingTheLeastRecentlyUsed) {
   auto a = key("a"), b = key("b"), c = key("c"), d = key("d");
   keys->start();
   ASSERT_TRUE(wait_until([&] { return keys->current(); }, 3s));
-  read(*keys, {a, b, c}, 3);
+  read(*keys, {a, b, c});
   EXPECT_FALSE(keys->lookup({a}));
   ASSERT_TRUE(keys->lookup({b}));  // now b is the most recently used
-  read(*keys, {d}, 1);
+  read(*keys, {d});
   EXPECT_TRUE(keys->lookup({b}));
   EXPECT_TRUE(keys->lookup({d}));
   EXPECT_FALSE(keys->lookup({c}));

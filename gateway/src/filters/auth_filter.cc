@@ -71,8 +71,7 @@ void AuthFilter::on_request(const ExchangePtr& exchange) {
   // The chain goes on while the revocation check runs, so that e.g. the response cache's lookup
   // overlaps with it; the hold keeps every answer and upstream call until it passed.
   exchange->hold();
-  const auto marker_count = markers.size();
-  tracked_.read(markers, marker_count, [exchange, this](RedisResult result) {
+  tracked_.read(markers, [exchange, this](RedisResult result) {
     std::string error;
     auto status = revocation_from_reply(result, error);
     exchange->post([exchange, status, error = std::move(error), this] {

@@ -123,17 +123,16 @@ void CacheFilter::lookup(const ExchangePtr& exchange, const CacheRoute& route) {
     }
   }
   // One round trip: the current generation and the shared entry.
-  tracked_.read(
-      {std::move(generation_key), entry_key}, 1,
-      [this, exchange, &route, entry_key](RedisResult result) {
-        // The answer (and a miss's leadership) only once the token's revocation check
-        // passed; after a failed check the exchange is answered and this is dropped.
-        exchange->post([this, exchange, &route, entry_key, result = std::move(result)]() mutable {
-          exchange->after_hold([this, exchange, &route, entry_key, result = std::move(result)] {
-            resolve(exchange, route, entry_key, result);
-          });
-        });
+  tracked_.read({std::move(generation_key), entry_key}, [this, exchange, &route,
+                                                         entry_key](RedisResult result) {
+    // The answer (and a miss's leadership) only once the token's revocation check
+    // passed; after a failed check the exchange is answered and this is dropped.
+    exchange->post([this, exchange, &route, entry_key, result = std::move(result)]() mutable {
+      exchange->after_hold([this, exchange, &route, entry_key, result = std::move(result)] {
+        resolve(exchange, route, entry_key, result);
       });
+    });
+  });
 }
 
 void CacheFilter::resolve(const ExchangePtr& exchange, const CacheRoute& route,

@@ -71,10 +71,9 @@ class TrackedKeys {
   std::optional<Values> lookup(std::initializer_list<std::string> keys) {
     return lookup(std::span(keys.begin(), keys.size()));
   }
-  // MGET of `keys`; the first `remembered` of them are kept (see above). `done` gets the reply
-  // as is, on an io thread.
-  void read(std::vector<std::string> keys, size_t remembered,
-            std::function<void(RedisResult)> done);
+  // MGET of `keys`; the replies for keys under the tracked prefixes are kept (see above), the
+  // others only passed on. `done` gets the reply as is, on an io thread.
+  void read(std::vector<std::string> keys, std::function<void(RedisResult)> done);
   // This process changed `key` and Redis acknowledged it.
   void forget(const std::string& key);
 
