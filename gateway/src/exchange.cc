@@ -47,8 +47,12 @@ void Exchange::set_takeover_sink(TakeoverSink sink) {
 
 void Exchange::start() {
   self_while_starting_ = shared_from_this();
+  // Reset however start() ends: a filter that throws must not leave the exchange owning itself.
+  struct Reset {
+    std::shared_ptr<Exchange>& self;
+    ~Reset() { self.reset(); }
+  } reset{self_while_starting_};
   next();
-  self_while_starting_.reset();
 }
 
 void Exchange::next() {

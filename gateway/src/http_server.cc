@@ -223,6 +223,8 @@ class Connection : public std::enable_shared_from_this<Connection>, public Excha
     phase_ = Phase::kIdle;
     idle_ = buffer_.size() == 0;  // bytes already buffered mean a pipelined request is waiting
     if (!idle_) return parse_buffered();
+    // A large body's buffer is not kept for the rest of a keep-alive connection.
+    if (buffer_.capacity() > kKeptReadBytes) buffer_.shrink_to_fit();
     deadline_ = Clock::now() + limits_.idle_timeout;
     read_more();
   }
@@ -246,7 +248,14 @@ class Connection : public std::enable_shared_from_this<Connection>, public Excha
     while (buffer_.size() > 0 && !parser_->is_done()) {
       auto used = parser_->put(buffer_.data(), ec);
       buffer_.consume(used);
-      if (ec == http::error::need_more) break;
+      if (ec == http::error::need_more) {
+        // Bytes the parser cannot take yet: a header (bounded by the header limit above), or a
+        // chunk's size line or the trailer, which Beast does not bound. Bound them too.
+        if (buffer_.size() > limits_.max_header_bytes + 4096) {
+          return dispatch(parser_->is_header_done() ? 400 : 431);
+        }
+        break;
+      }
       if (ec) return on_parse_error(ec);
       if (used == 0) break;  // nothing more to take from these bytes yet
     }
@@ -383,6 +392,7 @@ class Connection : public std::enable_shared_from_this<Connection>, public Excha
   std::string head_;  // kept between answers (up to kKeptHeadBytes of capacity)
   std::string body_;  // of the answer being written
   static constexpr size_t kKeptHeadBytes = 4096;
+  static constexpr size_t kKeptReadBytes = 16384;
   size_t drain_budget_ = 0;
 };
 
@@ -444,9 +454,11 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
           } else if (!ec) {
             ++self->open_connections;
             socket.set_option(tcp::no_delay(true), ec);
-            auto connection = std::make_shared<Connection>(std::move(socket), self->limits,
-                                                           self->filters, self->in_flight,
-                                                           self->draining, self->open_connections);
+            // Not make_shared: the sweeper's weak_ptr would keep the whole object's memory
+            // until its next round.
+            std::shared_ptr<Connection> connection(
+                new Connection(std::move(socket), self->limits, self->filters, self->in_flight,
+                               self->draining, self->open_connections));
             self->track(connection);
             connection->start(self->sweepers[index]);
           } else {

@@ -77,7 +77,7 @@ class SessionBase : public StreamSession, public std::enable_shared_from_this<Se
   }
 
  protected:
-  // Transport hooks, all on the connection's strand.
+  // Transport hooks, all on the connection's loop (one thread).
   virtual void write_message(const PushMessage& message) = 0;
   virtual void write_heartbeat() {}
   virtual void close_transport(PushEnd reason) = 0;

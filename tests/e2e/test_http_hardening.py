@@ -122,6 +122,21 @@ class HttpHardeningTest(unittest.TestCase):
         self.assertTrue(head.startswith(b"HTTP/1.1 400"), head[:60])
         self.assertIn("code", json.loads(body))
 
+    def test_endless_chunk_size_line_is_refused_not_buffered(self):
+        with self.connect() as sock:
+            sock.sendall(b"POST /v1/auth/login HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+                         b"Content-Type: application/json\r\n\r\n5;ext=")
+            started = time.monotonic()
+            try:
+                for _ in range(8):  # 64 KiB of one chunk-size line, never ended
+                    sock.sendall(b"a" * 8192)
+            except OSError:
+                pass  # the gateway answered and closed while we were still sending
+            head, body, _ = read_response(sock)
+        self.assertTrue(head.startswith(b"HTTP/1.1 400"), head[:60])
+        self.assertIn("code", json.loads(body))
+        self.assertLess(time.monotonic() - started, 1.0)  # not the read timeout
+
     def test_idle_keep_alive_connection_is_closed(self):
         with self.connect() as sock:
             sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")

@@ -38,7 +38,8 @@ void MetricsFilter::on_request(const ExchangePtr& exchange) {
 void MetricsFilter::on_response(Exchange& exchange) {
   in_flight_.add(-1);
   int status = exchange.response.status;
-  if (status < 0 || status > 999) status = 0;  // 10 bits of the key below
+  // Outside 100..599 the connection sends 500 (and the key below has 10 bits for it).
+  if (status < 100 || status > 599) status = 500;
   auto found = children(exchange.context.route, method_index(exchange.request.method), status);
   found.requests->inc();
   std::chrono::duration<double> elapsed = exchange.context.answered - exchange.context.started;

@@ -22,7 +22,7 @@ struct LineWriterOptions {
   // rather than holding memory or blocking the caller when the reader stalls.
   size_t max_pending_bytes = 16 * 1024 * 1024;
   // The line (without newline) that reports how many lines were dropped before a batch.
-  std::function<std::string(size_t dropped)> dropped_line;
+  std::function<std::string(size_t dropped)> dropped_line{};  // none: a generic line
 };
 
 class LineWriter {

@@ -98,8 +98,9 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
 
   Exchange(HttpRequest request, const std::vector<std::unique_ptr<Filter>>& filters,
            std::shared_ptr<ExchangeTransport> transport);
-  // With callbacks instead of a transport (unit tests): without set_scheduler(), post_after() runs
-  // the work at once; without set_takeover_sink(), take_over() answers 500.
+  // With callbacks instead of a transport (unit tests): without set_scheduler(), post_after() posts
+  // the work at once; without set_takeover_sink(), take_over() answers 500. The two setters do
+  // nothing on an exchange made with a transport.
   Exchange(HttpRequest request, const std::vector<std::unique_ptr<Filter>>& filters, Sink sink,
            Poster poster);
 
