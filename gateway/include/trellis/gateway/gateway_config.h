@@ -20,14 +20,15 @@ struct GatewayConfig {
   int admin_port = -1;
   int io_threads = 2;  // event loops, one thread each; connections are spread over them
   std::string log_level = "info";
-  size_t max_body_bytes = 1048576;      // 1 MiB; larger bodies get 413
-  size_t max_header_bytes = 16384;      // request line + headers; larger get 431
+  size_t max_body_bytes = 1048576;  // 1 MiB; larger bodies get 413
+  size_t max_header_bytes = 16384;  // request line + headers; larger get 431; a chunk-size
+                                    // line or trailer longer than this + 4 KiB gets 400
   // The three timeouts (100 ms minimum) are checked every tenth of the shortest one (10 ms to 1 s):
   // a connection is closed up to that much after its deadline.
   int idle_timeout_ms = 60000;          // keep-alive connection without a request is closed
   int request_read_timeout_ms = 15000;  // a request must arrive completely within this
   int header_timeout_ms = 10000;        // once a request started, its headers within this
-  int max_connections = 10000;   // open client connections; more are closed at accept
+  int max_connections = 10000;          // open client connections; more are closed at accept
   size_t gzip_min_bytes = 1024;  // responses at least this large are gzipped when accepted; 0: off
   int default_timeout_ms = 5000;
   // SIGTERM: /readyz turns 503 at once; requests are still accepted for drain_delay_ms (so that
