@@ -5,8 +5,9 @@
 
 #include <atomic>
 #include <chrono>
-#include <functional>
 #include <thread>
+
+#include "trellis/testing/support.h"
 
 namespace trellis {
 namespace {
@@ -14,14 +15,7 @@ namespace {
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 
-bool wait_until(const std::function<bool()>& done, std::chrono::milliseconds timeout) {
-  auto deadline = Clock::now() + timeout;
-  while (!done()) {
-    if (Clock::now() > deadline) return false;
-    std::this_thread::sleep_for(5ms);
-  }
-  return true;
-}
+using trellis::testing::wait_until;
 
 TEST(BackgroundLoop, WakeRunsAWaitingStepAtOnce) {
   std::atomic<int> runs{0};

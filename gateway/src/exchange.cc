@@ -3,19 +3,17 @@
 namespace trellis::gateway {
 
 struct Exchange::CallbackTransport final : ExchangeTransport {
+  CallbackTransport(Sink sink, Poster poster, TakeoverSink takeover_sink)
+      : sink(std::move(sink)), poster(std::move(poster)), takeover_sink(std::move(takeover_sink)) {}
+
   Sink sink;
   Poster poster;
-  Scheduler scheduler;
   TakeoverSink takeover_sink;
 
   void deliver(HttpResponse& response) override { sink(response); }
   void post(std::function<void()> work) override { poster(std::move(work)); }
-  void post_after(std::chrono::milliseconds delay, std::function<void()> work) override {
-    if (scheduler) {
-      scheduler(delay, std::move(work));
-    } else {
-      poster(std::move(work));
-    }
+  void post_after(std::chrono::milliseconds, std::function<void()> work) override {
+    poster(std::move(work));
   }
   bool can_take_over() const override { return static_cast<bool>(takeover_sink); }
   void take_over(HttpResponse& head, TakeoverHandler handler) override {
@@ -28,22 +26,10 @@ Exchange::Exchange(HttpRequest req, const std::vector<std::unique_ptr<Filter>>& 
     : request(std::move(req)), filters_(filters), transport_(std::move(transport)) {}
 
 Exchange::Exchange(HttpRequest req, const std::vector<std::unique_ptr<Filter>>& filters, Sink sink,
-                   Poster poster)
-    : request(std::move(req)), filters_(filters) {
-  auto callbacks = std::make_shared<CallbackTransport>();
-  callbacks->sink = std::move(sink);
-  callbacks->poster = std::move(poster);
-  callbacks_ = callbacks.get();
-  transport_ = std::move(callbacks);
-}
-
-void Exchange::set_scheduler(Scheduler scheduler) {
-  if (callbacks_) callbacks_->scheduler = std::move(scheduler);
-}
-
-void Exchange::set_takeover_sink(TakeoverSink sink) {
-  if (callbacks_) callbacks_->takeover_sink = std::move(sink);
-}
+                   Poster poster, TakeoverSink takeover_sink)
+    : Exchange(std::move(req), filters,
+               std::make_shared<CallbackTransport>(std::move(sink), std::move(poster),
+                                                   std::move(takeover_sink))) {}
 
 void Exchange::start() {
   self_while_starting_ = shared_from_this();

@@ -54,11 +54,11 @@ class PushFilterTest : public ::testing::Test {
     Outcome outcome;
     auto exchange = std::make_shared<Exchange>(
         std::move(request), chain, [&](HttpResponse& r) { outcome.response = r; },
-        [](std::function<void()> work) { work(); });
-    exchange->set_takeover_sink([&](HttpResponse& head, TakeoverHandler) {
-      outcome.taken_over = true;
-      outcome.response = head;
-    });
+        [](std::function<void()> work) { work(); },
+        [&](HttpResponse& head, TakeoverHandler) {
+          outcome.taken_over = true;
+          outcome.response = head;
+        });
     exchange->start();
     outcome.reached_terminal = terminal_ptr->reached;
     outcome.exchange = exchange;

@@ -93,16 +93,14 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
  public:
   using Sink = std::function<void(HttpResponse&)>;
   using Poster = std::function<void(std::function<void()>)>;
-  using Scheduler = std::function<void(std::chrono::milliseconds, std::function<void()>)>;
   using TakeoverSink = std::function<void(HttpResponse&, TakeoverHandler)>;
 
   Exchange(HttpRequest request, const std::vector<std::unique_ptr<Filter>>& filters,
            std::shared_ptr<ExchangeTransport> transport);
-  // With callbacks instead of a transport (unit tests): without set_scheduler(), post_after() posts
-  // the work at once; without set_takeover_sink(), take_over() answers 500. The two setters do
-  // nothing on an exchange made with a transport.
+  // With callbacks instead of a transport (unit tests): post_after() posts the work at once;
+  // without a takeover sink, take_over() answers 500.
   Exchange(HttpRequest request, const std::vector<std::unique_ptr<Filter>>& filters, Sink sink,
-           Poster poster);
+           Poster poster, TakeoverSink takeover_sink = nullptr);
 
   HttpRequest request;
   HttpResponse response;
@@ -122,14 +120,12 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
   // Runs `work` on the connection's executor after `delay` (e.g. a retry backoff) without
   // blocking a thread.
   void post_after(std::chrono::milliseconds delay, std::function<void()> work);
-  void set_scheduler(Scheduler scheduler);  // with callbacks only
 
   // Instead of writing a response, hands the connection to `handler` (WebSocket / SSE): counts as
   // the answer (the filters' on_response run on `head`, e.g. for the access log, metrics and the
   // request id header) and the request stops being in flight. Without a takeover sink (admin
   // listener, unit tests without one) it answers 500 instead.
   void take_over(HttpResponse head, TakeoverHandler handler);
-  void set_takeover_sink(TakeoverSink sink);  // with callbacks only
   bool can_take_over() const { return transport_->can_take_over(); }
 
   bool responded() const { return responded_; }
@@ -154,7 +150,6 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
 
   const std::vector<std::unique_ptr<Filter>>& filters_;
   std::shared_ptr<ExchangeTransport> transport_;
-  CallbackTransport* callbacks_ = nullptr;  // transport_, when made from callbacks
   size_t entered_ = 0;
   // Set while start() runs the filters that answer without waiting (most requests): they get this
   // pointer instead of a new one from shared_from_this() per filter (an atomic increment and
